@@ -1,0 +1,47 @@
+"""course_utils: the reusable engine behind the Generative Models course.
+
+The notebooks in ``notebooks/`` tell the story; this package holds the code
+they share.  One concept per module:
+
+- :mod:`course_utils.devices`    device choice, seeding/determinism, version report
+- :mod:`course_utils.profiles`   the smoke/full budget switch
+- :mod:`course_utils.data`       bundled datasets (checksummed) and on-device batches
+- :mod:`course_utils.checkpoint` atomic state_dict checkpoints
+- :mod:`course_utils.plotting`   image grids, 2-D scatter/density, training curves
+- :mod:`course_utils.checks`     argument validation with clear error messages
+- :mod:`course_utils.run_notebooks`  the course's main job (papermill over every lecture)
+"""
+
+from course_utils.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint
+from course_utils.data import (
+    DataFileError,
+    batches,
+    dataset_names,
+    load_dataset,
+    load_mnist,
+    load_names,
+    load_shakespeare,
+)
+from course_utils.devices import environment_report, get_device, seed_everything
+from course_utils.profiles import PROFILES, resolve_profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROFILES",
+    "CheckpointError",
+    "DataFileError",
+    "batches",
+    "dataset_names",
+    "environment_report",
+    "get_device",
+    "load_checkpoint",
+    "load_dataset",
+    "load_mnist",
+    "load_names",
+    "load_or_train",
+    "load_shakespeare",
+    "resolve_profile",
+    "save_checkpoint",
+    "seed_everything",
+]

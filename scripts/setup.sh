@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (once) the virtual environment .venv and install the course into it.
+# Used by scripts/run_course.sh and scripts/run_tests.sh; safe to run again.
+#   PYTHON=python3.11 bash scripts/setup.sh   # choose the interpreter (Python >= 3.10)
+#   EXTRAS=dev bash scripts/setup.sh          # also the test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+# shellcheck disable=SC1091
+source .venv/bin/activate
+spec="."
+[ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
+echo "== installing course_utils ($spec) and its dependencies"
+python -m pip install --quiet --disable-pip-version-check --editable "$spec"
+# Register the venv's kernel as "python3" for papermill/nbval/JupyterLab started from it.
+python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
