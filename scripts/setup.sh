@@ -15,6 +15,8 @@ source .venv/bin/activate
 spec="."
 [ -n "${EXTRAS:-}" ] && spec=".[${EXTRAS}]"
 echo "== installing course_utils ($spec) and its dependencies"
-python -m pip install --quiet --disable-pip-version-check --editable "$spec"
+# (This machine's pip config lists local package folders; its "Location ... ignored" noise is dropped.)
+python -m pip install --quiet --disable-pip-version-check --editable "$spec" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
 # Register the venv's kernel as "python3" for papermill/nbval/JupyterLab started from it.
 python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
