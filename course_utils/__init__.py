@@ -23,6 +23,14 @@ from course_utils.data import (
     load_shakespeare,
 )
 from course_utils.devices import environment_report, get_device, seed_everything
+from course_utils.plotting import (
+    plot_curves,
+    plot_function_2d,
+    plot_samples_density,
+    scatter_2d,
+    show_images,
+    use_course_style,
+)
 from course_utils.profiles import PROFILES, resolve_profile
 
 __version__ = "0.1.0"
@@ -41,7 +49,13 @@ __all__ = [
     "load_names",
     "load_or_train",
     "load_shakespeare",
+    "plot_curves",
+    "plot_function_2d",
+    "plot_samples_density",
     "resolve_profile",
     "save_checkpoint",
+    "scatter_2d",
     "seed_everything",
+    "show_images",
+    "use_course_style",
 ]

@@ -60,6 +60,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is shareable
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -101,7 +101,7 @@ def show_images(
     grid = image_grid(images, nrow=nrow, image_shape=image_shape, value_range=value_range)
     n = len(images)
     rows = -(-n // nrow)
-    ax = _axes(ax, figsize=(min(nrow, n) * 0.6 + 0.4, rows * 0.6 + 0.4))
+    ax = _axes(ax, figsize=(min(nrow, n) * 0.9 + 0.4, rows * 0.9 + 0.4))
     ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -134,7 +134,7 @@ def scatter_2d(
             m = lab == k
             ax.scatter(pts[m, 0], pts[m, 1], s=s, alpha=alpha, label=name)
         ax.legend(markerscale=2, fontsize=9)
-    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_aspect("equal")  # a box of equal units; set_xlim/set_ylim still work afterwards
     if title:
         ax.set_title(title)
     return ax
@@ -216,11 +216,17 @@ def plot_curves(
     smooth: int = 1,
     logy: bool = False,
     title: str | None = None,
+    x: Sequence[float] | None = None,
+    logx: bool = False,
+    marker: str | None = None,
 ):
     """Training curves: one line per key of ``history``, e.g. ``{"D": [...], "G": [...]}``.
 
     Args:
         smooth: width of a moving average (1 = raw values).
+        x: the x-value of each point (default 0, 1, 2, ...), shared by all curves.
+        logx, logy: logarithmic axes.
+        marker: a matplotlib marker for the points (e.g. ``"o"`` for few points).
     """
     check_positive(smooth, "smooth", integer=True)
     if not history:
@@ -230,14 +236,17 @@ def plot_curves(
         v = np.asarray([float(x) for x in values])
         if v.ndim != 1 or len(v) == 0:
             raise ValueError(f"history[{name!r}] must be a non-empty sequence of numbers")
+        xs = np.arange(len(v)) if x is None else np.asarray(x, dtype=float)
+        if xs.shape != v.shape:
+            raise ValueError(f"x has {len(xs)} values but history[{name!r}] has {len(v)}")
         if smooth > 1 and len(v) >= smooth:
             v = np.convolve(v, np.ones(smooth) / smooth, mode="valid")
-            x = np.arange(smooth - 1, smooth - 1 + len(v))
-        else:
-            x = np.arange(len(v))
-        ax.plot(x, v, label=name)
+            xs = xs[smooth - 1 :]
+        ax.plot(xs, v, label=name, marker=marker)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
     if len(history) > 1:

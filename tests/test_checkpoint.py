@@ -27,6 +27,7 @@ def test_round_trip_restores_weights_and_meta(tmp_path):
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(va, vb), k
     assert [p.name for p in path.parent.iterdir()] == ["net.pt"]  # no temp file left behind
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):

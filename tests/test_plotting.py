@@ -48,6 +48,8 @@ def test_scatter_2d_with_and_without_labels():
         plotting.scatter_2d(torch.randn(50, 3))
     with pytest.raises(ValueError, match=r"labels must have shape \(50,\)"):
         plotting.scatter_2d(pts, labels=torch.zeros(49))
+    ax.set_xlim(-10, 10)  # fixed limits are kept (no "Ignoring fixed x limits" warning)
+    assert ax.get_xlim() == (-10, 10)
 
 
 def test_plot_function_2d_and_decision_boundary():
@@ -72,6 +74,10 @@ def test_plot_samples_density_and_curves():
         plotting.plot_curves({})
     with pytest.raises(ValueError, match="non-empty sequence"):
         plotting.plot_curves({"loss": []})
+    ax = plotting.plot_curves({"err": [0.5, 0.2, 0.1]}, x=[10, 100, 1000], logx=True, marker="o")
+    assert list(ax.lines[0].get_xdata()) == [10, 100, 1000] and ax.get_xscale() == "log"
+    with pytest.raises(ValueError, match="x has 2 values but history\\['err'\\] has 3"):
+        plotting.plot_curves({"err": [0.5, 0.2, 0.1]}, x=[1, 2])
 
 
 def test_use_course_style_sets_modest_dpi():
