@@ -1,0 +1,166 @@
+"""A small MNIST classifier that measures what generated digits are.
+
+Lecture 03 (``notebooks/03_gans_mnist.ipynb``, "What are the samples?")
+trains it (or loads it from a checkpoint) and uses it to score GAN samples:
+the share of a conditional GAN's samples classified as the requested digit,
+and the class histogram of an unconditional GAN's samples. Lecture 09 reuses
+its penultimate features for FID and its probabilities for the Inception Score.
+
+Architecture (about 0.1 M parameters, >= 98% test accuracy after one or two
+epochs on a CPU)::
+
+    (N, 1, 28, 28) -> conv 3x3 (16) -> ReLU -> maxpool -> 14x14
+                   -> conv 3x3 (32) -> ReLU -> maxpool -> 7x7
+                   -> flatten -> linear (128) -> ReLU = features (N, 128)
+                   -> linear (10) = logits (N, 10)
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_utils.checkpoint import load_or_train
+from course_utils.checks import check_positive, check_tensor
+from course_utils.data import batches, load_mnist
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class MNISTClassifier(nn.Module):
+    """A two-convolution CNN: images (N, 1, 28, 28) in [0, 1] -> logits (N, 10)."""
+
+    def __init__(self, width: int = 16, n_features: int = 128):
+        super().__init__()
+        check_positive(width, "width", integer=True)
+        check_positive(n_features, "n_features", integer=True)
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, n_features),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(n_features, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, n_features) of images (N, 1, 28, 28) in [0, 1]."""
+        check_tensor(x, "images", shape=(None, *IMAGE_SHAPE), floating=True)
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def train_classifier(
+    model: MNISTClassifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 2,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` with Adam and cross-entropy on images (N, 1, 28, 28), labels (N,).
+
+    Returns ``{"loss": [...]}``, the training loss averaged over every 50 steps.
+    """
+    check_tensor(images, "images", shape=(None, *IMAGE_SHAPE), floating=True)
+    check_tensor(labels, "labels", shape=(len(images),), dtype=torch.int64)
+    check_positive(epochs, "epochs", integer=True)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * -(-len(images) // batch_size)
+    )
+    history = {"loss": []}
+    total, count = torch.zeros((), device=images.device), 0
+    model.train()
+    bar = tqdm(total=epochs * -(-len(images) // batch_size), disable=not progress,
+               leave=False, desc="classifier")
+    for _ in range(epochs):
+        for xb, yb in batches(images, labels, batch_size=batch_size):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.detach()
+            count += 1
+            if count == 50:
+                history["loss"].append(float(total / count))  # one sync per 50 steps
+                total, count = torch.zeros((), device=images.device), 0
+            bar.update()
+    bar.close()
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted digits (N,) int64 for images (N, 1, 28, 28) in [0, 1]."""
+    check_tensor(images, "images", shape=(None, *IMAGE_SHAPE), floating=True)
+    was_training = model.training
+    model.eval()
+    out = torch.cat(
+        [model(xb).argmax(1) for (xb,) in batches(images, batch_size=batch_size, shuffle=False)]
+    )
+    model.train(was_training)
+    return out
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of ``images`` (N, 1, 28, 28) whose predicted digit equals ``labels`` (N,)."""
+    check_tensor(labels, "labels", shape=(len(images),), dtype=torch.int64)
+    return float((predict(model, images) == labels.to(images.device)).float().mean())
+
+
+def class_histogram(predictions: torch.Tensor, n_classes: int = 10) -> torch.Tensor:
+    """Share of predictions (N,) in each class: (n_classes,) float, sums to 1."""
+    check_tensor(predictions, "predictions", shape=(None,), dtype=torch.int64)
+    if len(predictions) == 0:
+        raise ValueError("predictions is empty")
+    counts = torch.bincount(predictions.cpu(), minlength=n_classes).float()
+    return counts / counts.sum()
+
+
+def load_or_train_classifier(
+    path: str | os.PathLike,
+    device=None,
+    epochs: int = 2,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+) -> tuple[MNISTClassifier, dict]:
+    """The course's MNIST classifier: loaded from ``path`` if it exists, else trained and saved.
+
+    Args:
+        path: the checkpoint file (e.g. ``../checkpoints/mnist_classifier_full.pt``).
+        device: where the model and the data go.
+        epochs, n_train: the training budget (``n_train`` limits the training images).
+        n_test: test images used for the accuracy stored with the checkpoint (default all).
+
+    Returns:
+        ``(model, meta)`` with ``meta = {"loss": [...], "test_accuracy": float}``;
+        the model is in eval mode on ``device``.
+    """
+    device = torch.device(device or "cpu")
+    model = MNISTClassifier().to(device)
+
+    def train():
+        x, y = load_mnist("train", device=device, limit=n_train)
+        hist = train_classifier(model, x, y, epochs=epochs, progress=progress)
+        xt, yt = load_mnist("test", device=device, limit=n_test)
+        return {"loss": hist["loss"], "test_accuracy": accuracy(model, xt, yt)}
+
+    meta = load_or_train(model, path, train, retrain=retrain)
+    model.eval()
+    return model, meta
