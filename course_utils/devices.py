@@ -90,6 +90,21 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generato
     return torch.Generator().manual_seed(seed)
 
 
+def autocast(device: torch.device | str):
+    """Mixed precision for a training step: bfloat16 autocast on CUDA, a no-op elsewhere.
+
+    bfloat16 has float32's range, so no gradient scaler is needed; on the CPU
+    the models stay in float32 (CPU autocast is slower for the course's small
+    models, and float32 keeps the notebooks' CPU outputs bit-reproducible)::
+
+        with autocast(x.device):
+            loss = model(x)
+        loss.backward()
+    """
+    device = torch.device(device)
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.checks import check_choice, check_positive, check_tensor
+from course_utils.devices import autocast
 
 G_LOSSES = ("non_saturating", "saturating")
 IMAGE_SHAPE = (1, 28, 28)
@@ -60,11 +61,6 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Ten
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def _autocast(device: torch.device):
-    """bfloat16 autocast on CUDA (no gradient scaler needed), a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def gan_step(
     G: nn.Module,
     D: nn.Module,
@@ -88,7 +84,7 @@ def gan_step(
         D(x) and mean D(G(z)) (probabilities, before the updates).
     """
     extra = () if labels is None else (labels,)
-    with _autocast(real.device):
+    with autocast(real.device):
         fake = G(z, *extra)
         real_logits = D(real, *extra)
         fake_logits = D(fake.detach(), *extra)  # detach: this step must not update G
@@ -96,7 +92,7 @@ def gan_step(
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
-    with _autocast(real.device):
+    with autocast(real.device):
         fake_logits_g = D(fake, *extra)  # D was just updated: score the fakes again
         loss_g = g_loss(fake_logits_g, loss)
     opt_g.zero_grad(set_to_none=True)

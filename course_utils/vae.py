@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from course_utils.checks import check_positive, check_tensor
 from course_utils.data import batches
+from course_utils.devices import autocast
 
 __all__ = [
     "CVAE",
@@ -220,7 +221,6 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
     tensors = (x,) if y is None else (x, y.to(device))
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    use_amp = device.type == "cuda"
     hist = {"loss": [], "rec": [], "kl": [], "epoch_time": []}
     model.train()
     for _ in tqdm(range(epochs), desc="epochs", leave=False, disable=not progress):
@@ -228,7 +228,7 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
         sums = torch.zeros(3, device=device)
         for b in batches(*tensors, batch_size=batch_size, generator=gen):
             xb, yb = b[0], (b[1] if len(b) > 1 else None)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with autocast(device):
                 logits, mu, logvar = model(xb, yb)
             loss, rec, kl = vae_loss(logits.float(), xb, mu.float(), logvar.float(), beta)
             opt.zero_grad(set_to_none=True)

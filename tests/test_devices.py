@@ -60,3 +60,15 @@ def test_environment_report_names_versions_and_device():
     assert torch.__version__ in rep
     assert "torchvision" in rep and "scipy" in rep
     assert rep.splitlines()[-1].startswith("device      cpu")
+
+
+def test_autocast_is_bf16_on_cuda_only():
+    from course_utils.devices import autocast
+
+    a = torch.ones(4, 4)
+    with autocast("cpu"):
+        assert (a @ a).dtype == torch.float32
+    if torch.cuda.is_available():
+        b = a.cuda()
+        with autocast(b.device):
+            assert (b @ b).dtype == torch.bfloat16
