@@ -9,6 +9,13 @@ they share.  One concept per module:
 - :mod:`course_utils.checkpoint` atomic state_dict checkpoints
 - :mod:`course_utils.plotting`   image grids, 2-D scatter/density, training curves
 - :mod:`course_utils.checks`     argument validation with clear error messages
+- :mod:`course_utils.toy`        toy 1-D/2-D mixtures and mode-coverage metrics (lecture 02)
+- :mod:`course_utils.gan`        GAN losses, models and training (lectures 02, 03)
+- :mod:`course_utils.classifier` the course's MNIST classifier, to measure samples (03, 09)
+- :mod:`course_utils.vae`        VAE/CVAE models, loss, training, likelihood estimates (04, 05)
+
+The model families are imported by name (``from course_utils import vae``);
+the core helpers below are re-exported here (``cu.load_mnist``, ``cu.show_images``...).
 - :mod:`course_utils.run_notebooks`  the course's main job (papermill over every lecture)
 """
 
