@@ -141,3 +141,11 @@ def test_bad_inputs_say_expected_and_given(call, error, words):
     with pytest.raises(error) as e:
         call()
     assert words in str(e.value)
+
+
+def test_checkpoint_with_another_latent_size_is_a_clear_error(tmp_path):
+    from course_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    path = save_checkpoint(VAE(latent_dim=2), tmp_path / "vae2d.pt")
+    with pytest.raises(CheckpointError, match=r"model has shape \(20, 400\), checkpoint has \(2, 400\)"):
+        load_checkpoint(VAE(latent_dim=20), path)
