@@ -1,0 +1,177 @@
+import math
+
+import pytest
+import torch
+
+from course_utils.text import (
+    BOUNDARY,
+    CharVocab,
+    NGramModel,
+    names_split,
+    names_to_tensors,
+    results_table,
+    sample_next,
+    shakespeare_split,
+)
+
+ABC = CharVocab(".ab")
+
+
+def test_vocab_round_trip_and_unknown_characters():
+    v = CharVocab.from_text("hello world")
+    assert v.itos == [" ", "d", "e", "h", "l", "o", "r", "w"]
+    ids = v.encode("hold")
+    assert ids.dtype == torch.int64 and ids.tolist() == [3, 5, 4, 1]
+    assert v.decode(ids) == "hold"
+    assert CharVocab.from_text("ba", extra=".").itos == [".", "a", "b"]
+    with pytest.raises(ValueError, match=r"outside the vocabulary: 'Z', 'x'; the vocabulary has 8"):
+        v.encode("xZ")
+    with pytest.raises(ValueError, match="empty corpus"):
+        CharVocab.from_text("")
+    with pytest.raises(ValueError, match=r"ids must be in 0..7, got \[8\]"):
+        v.decode([8])
+
+
+def test_the_course_splits_are_fixed():
+    train, val = shakespeare_split()
+    assert (len(train), len(val)) == (1_144_634, 127_182)
+    assert val.startswith("ly let us prepare")
+    tn, vn, tl, vl = names_split()
+    assert (len(tn), len(vn)) == (4647, 516) and not set(tn) & set(vn)
+    assert vn[:3] == names_split()[1][:3]  # seeded: the same every call
+    assert len(tl) == len(tn) and set(vl) == {"female", "male"}
+    with pytest.raises(ValueError, match="corpus is empty"):
+        shakespeare_split("")
+
+
+def test_names_to_tensors_pads_targets_with_ignore_index():
+    v = CharVocab.from_text("abc", extra=BOUNDARY)
+    x, y = names_to_tensors(["ab", "c"], v)
+    assert x.tolist() == [[0, 1, 2], [0, 3, 0]]
+    assert y.tolist() == [[1, 2, 0], [3, 0, -100]]
+    with pytest.raises(ValueError, match="outside the vocabulary: 'z'"):
+        names_to_tensors(["az"], v)
+
+
+def test_ngram_counts_on_a_tiny_corpus_by_hand():
+    # "abab" padded for a bigram: ".abab." -> bigrams .a ab ba ab b.
+    m = NGramModel(2, ABC, smoothing="add_k", k=1.0, pad=True).fit(["abab"])
+    assert m.ngrams[1] == {".a": 1, "ab": 2, "ba": 1, "b.": 1}
+    assert m.contexts[1]["a"] == 2 and m.followers[1]["b"] == 2
+    # add-one: P(b | a) = (2 + 1) / (2 + 3), P(. | a) = (0 + 1) / (2 + 3)
+    assert m.prob("b", "a") == pytest.approx(3 / 5)
+    assert m.prob(".", "a") == pytest.approx(1 / 5)
+    # an unseen context gets the uniform distribution
+    assert m.prob("a", ".") == pytest.approx((1 + 1) / (1 + 3))
+
+
+def test_witten_bell_by_hand():
+    m = NGramModel(2, ABC, smoothing="interpolated").fit(["aab"])
+    # unigram: counts a=2, b=1, total 3, 2 distinct; P1(x) = (c(x) + 2 * 1/3) / (3 + 2)
+    p1 = {"a": (2 + 2 / 3) / 5, "b": (1 + 2 / 3) / 5, ".": (2 / 3) / 5}
+    # bigram after "a": aa=1, ab=1, c(a)=2, 2 distinct followers
+    assert m.prob("b", "a") == pytest.approx((1 + 2 * p1["b"]) / (2 + 2))
+    # context "b" was never followed by anything: back off to the unigram
+    assert m.prob(".", "b") == pytest.approx(p1["."])
+
+
+@pytest.mark.parametrize("smoothing", ["add_k", "interpolated"])
+def test_ngram_probabilities_sum_to_one(smoothing):
+    v = CharVocab.from_text("the cat sat on the mat")
+    m = NGramModel(3, v, smoothing=smoothing, k=0.5).fit(["the cat sat on the mat"])
+    for ctx in ["", "t", "th", "zz"[:0] + "at", "mt"]:
+        p = m.probs(ctx)
+        assert p.shape == (len(v),) and float(p.sum()) == pytest.approx(1.0, abs=1e-12)
+    total, count = m.nll(["the mat"])
+    assert count == 7 and total > 0
+
+
+def test_smoothing_and_order_effects():
+    text = "abcabcabcabcabd" * 5
+    v = CharVocab.from_text(text)
+    unsmoothed_like = NGramModel(3, v, "add_k", k=1e-6).fit([text])
+    smoothed = NGramModel(3, v, "add_k", k=1.0).fit([text])
+    # tiny k: the seen continuation gets almost all the mass, an unseen one almost none
+    assert unsmoothed_like.prob("c", "ab") > smoothed.prob("c", "ab")
+    assert unsmoothed_like.prob("a", "ab") < 1e-5 < smoothed.prob("a", "ab")
+    # a longer context is better on text like the training text
+    big = NGramModel(3, v, "interpolated").fit([text])
+    assert big.nats_per_char([text]) < big.restricted(1).nats_per_char([text])
+
+
+def test_ngram_uniform_and_unigram_values():
+    v = CharVocab.from_text("aabc")
+    m = NGramModel(1, v, "add_k", k=1.0).fit(["aab"])
+    # unigram add-one: P(a) = 3/6, P(b) = 2/6, P(c) = 1/6
+    assert m.nats_per_char(["abc"]) == pytest.approx(-(math.log(3 / 6) + math.log(2 / 6)
+                                                      + math.log(1 / 6)) / 3)
+
+
+def test_ngram_bad_inputs():
+    with pytest.raises(ValueError, match="corpus is empty"):
+        NGramModel(2, ABC).fit([""])
+    with pytest.raises(ValueError, match="corpus is empty"):
+        NGramModel(2, ABC).fit([])
+    with pytest.raises(ValueError, match="outside the vocabulary: 'z'"):
+        NGramModel(2, ABC).fit(["abz"])
+    with pytest.raises(ValueError, match="n must be a positive int, got 0"):
+        NGramModel(0, ABC)
+    with pytest.raises(ValueError, match="unknown smoothing 'kneser'"):
+        NGramModel(2, ABC, smoothing="kneser")
+    with pytest.raises(RuntimeError, match="call fit"):
+        NGramModel(2, ABC).prob("a", "")
+    m = NGramModel(2, ABC).fit(["abab"])
+    with pytest.raises(ValueError, match="outside the vocabulary: 'q'"):
+        m.sample(5, prompt="q")
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        m.sample(5, prompt="a", temperature=0)
+
+
+def test_ngram_sample_is_reproducible_and_names_end():
+    names = ["ab", "ba", "aab", "abb"]
+    m = NGramModel(3, ABC, pad=True).fit(names)
+    a = [m.sample(generator=torch.Generator().manual_seed(s)) for s in range(5)]
+    b = [m.sample(generator=torch.Generator().manual_seed(s)) for s in range(5)]
+    assert a == b and all(BOUNDARY not in s and len(s) <= 50 for s in a)
+
+
+def test_sample_next_probabilities_temperature_and_greedy():
+    logits = torch.tensor([[1.0, 3.0, 2.0, -1.0], [0.0, 0.0, 5.0, 0.0]])
+    assert sample_next(logits, temperature=1e-6).tolist() == [1, 2]  # T -> 0: argmax
+    g = torch.Generator().manual_seed(0)
+    draws = sample_next(logits[:1].repeat(4000, 1), 1.0, generator=g)
+    freq = torch.bincount(draws, minlength=4).float() / 4000
+    assert torch.allclose(freq, logits[0].softmax(0), atol=0.03)  # frequencies match softmax
+    # top-k = 1 is greedy; top-k = 2 never draws outside the two best
+    assert sample_next(logits, 5.0, top_k=1).tolist() == [1, 2]
+    drawn = set(sample_next(logits[:1].repeat(200, 1), 5.0, top_k=2, generator=g).tolist())
+    assert drawn == {1, 2}
+    # top-p: 0.5 of [0.665, 0.245, 0.09] keeps only the first
+    lp = torch.tensor([[2.0, 1.0, 0.0]])
+    assert set(sample_next(lp.repeat(50, 1), 1.0, top_p=0.5, generator=g).tolist()) == {0}
+    assert set(sample_next(lp.repeat(200, 1), 1.0, top_p=0.8, generator=g).tolist()) == {0, 1}
+    # seeded draws are reproducible
+    s1 = sample_next(logits.repeat(50, 1), generator=torch.Generator().manual_seed(3))
+    s2 = sample_next(logits.repeat(50, 1), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s1, s2)
+
+
+def test_sample_next_bad_inputs():
+    logits = torch.zeros(1, 3)
+    for t in [0, -1.0, "hot"]:
+        with pytest.raises(ValueError, match="temperature must be a number > 0"):
+            sample_next(logits, temperature=t)
+    with pytest.raises(ValueError, match="top_k must be an int >= 1"):
+        sample_next(logits, top_k=0)
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        sample_next(logits, top_p=1.5)
+    with pytest.raises(ValueError, match=r"logits must have shape \(N, N\), got \(3,\)"):
+        sample_next(torch.zeros(3))
+
+
+def test_results_table():
+    table = results_table({"uniform": {"shakespeare": math.log(80), "names": math.log(27)},
+                           "gru": {"shakespeare": 1.5}})
+    assert "80.00" in table and "27.00" in table and table.splitlines()[-1].endswith("-")
+    with pytest.raises(ValueError, match="empty"):
+        results_table({})
