@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.checks import check_positive, check_tensor
+from course_utils.devices import autocast
 from course_utils.text import BOUNDARY, IGNORE_INDEX, CharVocab, sample_next
 
 __all__ = [
@@ -218,11 +219,6 @@ class TransformerLanguageModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------- training
-def _autocast(device: torch.device):
-    """bfloat16 autocast on CUDA; a no-op elsewhere (CPU autocast is slower for these models)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def _rows(data, device):
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise TypeError("data must be a (N,) corpus tensor or a tuple (x, y) / (x, y, cond)")
@@ -334,7 +330,7 @@ def train_lm(
             idx = torch.randint(0, len(rows_x), (batch_size,), device=device, generator=generator)
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None
-        with _autocast(device):
+        with autocast(device):
             logits, state = model(x, state, cond)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                ignore_index=IGNORE_INDEX)
@@ -388,7 +384,7 @@ def evaluate_lm(model: nn.Module, data, batch_size: int = 256, chunk: int = 1024
             state = None
             for s in range(0, len(data) - 1, chunk):
                 piece = data[s : s + chunk + 1]
-                with _autocast(device):
+                with autocast(device):
                     logits, state = model(piece[None, :-1], state)
                 total += F.cross_entropy(logits[0].float(), piece[1:], reduction="sum")
                 count += len(piece) - 1
@@ -404,7 +400,7 @@ def evaluate_lm(model: nn.Module, data, batch_size: int = 256, chunk: int = 1024
             for i in range(0, len(spans), batch_size):
                 s, first = torch.tensor(spans[i : i + batch_size], device=device).T
                 idx = s[:, None] + pos  # (b, L) input positions; targets are idx + 1
-                with _autocast(device):
+                with autocast(device):
                     logits, _ = model(data[idx])
                 nll = F.cross_entropy(logits.float().transpose(1, 2), data[idx + 1],
                                       reduction="none")  # (b, L)
@@ -414,7 +410,7 @@ def evaluate_lm(model: nn.Module, data, batch_size: int = 256, chunk: int = 1024
     x, y, cond = _rows(data, device)
     for i in range(0, len(x), batch_size):
         c = cond[i : i + batch_size] if cond is not None else None
-        with _autocast(device):
+        with autocast(device):
             logits, _ = model(x[i : i + batch_size], None, c)
         yb = y[i : i + batch_size]
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), yb.reshape(-1),
