@@ -13,6 +13,8 @@ they share.  One concept per module:
 - :mod:`course_utils.gan`        GAN losses, models and training (lectures 02, 03)
 - :mod:`course_utils.classifier` the course's MNIST classifier, to measure samples (03, 09)
 - :mod:`course_utils.vae`        VAE/CVAE models, loss, training, likelihood estimates (04, 05)
+- :mod:`course_utils.text`       characters, the fixed splits, n-gram models, sampling (06-08)
+- :mod:`course_utils.lm`         GRU and transformer language models and their training (07, 08)
 
 The model families are imported by name (``from course_utils import vae``);
 the core helpers below are re-exported here (``cu.load_mnist``, ``cu.show_images``...).
