@@ -17,13 +17,7 @@ from course_utils.text import CharVocab, names_to_tensors
 VOCAB = CharVocab.from_text("abc .")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread avoids OpenMP stalls when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models
 CORPUS = VOCAB.encode("abc " * 200)
 
 

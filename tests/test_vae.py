@@ -19,14 +19,7 @@ from course_utils.vae import (
     vae_loss,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny matrices: one thread is as fast, and not slowed down by other jobs on a shared CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models
 
 
 def small_vae(cls=VAE, **kw):
