@@ -15,7 +15,7 @@ they share.  One concept per module:
 - :mod:`course_utils.vae`        VAE/CVAE models, loss, training, likelihood estimates (04, 05)
 - :mod:`course_utils.text`       characters, the fixed splits, n-gram models, sampling (06-08)
 - :mod:`course_utils.lm`         GRU and transformer language models and their training (07, 08)
-- :mod:`course_utils.metrics`    MSE, KL, perplexity, IS, FID, precision/recall, memorization (09, 10)
+- :mod:`course_utils.metrics`    MSE, KL, perplexity, IS, FID, precision/recall... (09, 10)
 
 The model families are imported by name (``from course_utils import vae``);
 the core helpers below are re-exported here (``cu.load_mnist``, ``cu.show_images``...).
