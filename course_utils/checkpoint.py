@@ -47,10 +47,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta) -> Path:
             ``weights_only=True`` works.
 
     Returns:
-        The path written.
+        The path written (under ``torchrun``, only rank 0 writes; the others
+        return the path without writing: every rank holds the same weights).
     """
+    from course_utils import distributed
+
     _check_module(model)
     path = Path(path)
+    if not distributed.is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "model": type(model).__name__, "state_dict": state, "meta": meta}

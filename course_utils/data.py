@@ -18,6 +18,10 @@ package (a git clone); ``data/`` or ``../data/`` under the working directory.
 :func:`batches` keeps a whole dataset on the device (MNIST is 188 MB as float32,
 small for any GPU) and yields shuffled mini-batches by indexing there: no
 DataLoader, no worker processes, no host-to-device copy per step.
+
+:func:`export_mnist_idx` writes the bundled MNIST as the four raw IDX files that
+``torchvision.datasets.MNIST(root, download=False)`` reads, for comparisons with
+the usual torchvision pipeline (lecture 05, section 4; ``python -m course_utils.bench``).
 """
 
 from __future__ import annotations
@@ -159,6 +163,62 @@ def load_mnist(
         images = images.reshape(len(images), -1)
     labels = torch.from_numpy(y.astype(np.int64))
     return images.to(device or "cpu"), labels.to(device or "cpu")
+
+
+MNIST_IDX_SPLITS = {"train": "train", "test": "t10k"}
+"""The file-name prefix torchvision's MNIST uses for each split."""
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write a uint8 array (1 to 3 dimensions) in the IDX format MNIST is distributed in.
+
+    The format: a big-endian int32 magic number ``0x0800 + ndim`` (0x08 = unsigned
+    bytes), each dimension as a big-endian int32, then the raw bytes in C order.
+    The file is written to a temporary name and renamed, so a reader never sees
+    half a file.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8 or not 1 <= array.ndim <= 3:
+        raise ValueError(f"write_idx needs a uint8 array with 1 to 3 dimensions, got "
+                         f"dtype {array.dtype} and shape {array.shape}")
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(np.array([0x800 + array.ndim, *array.shape], dtype=">i4").tobytes())
+        f.write(array.tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def export_mnist_idx(root: str | Path, limit: int | None = None) -> Path:
+    """Write the bundled MNIST as ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte``.
+
+    ``torchvision.datasets.MNIST(root, train=..., download=False)`` then reads the
+    same images and labels as :func:`load_mnist` (as uint8 PIL images; ``ToTensor``
+    gives back ``load_mnist``'s floats exactly). Files that already hold the right
+    number of bytes are kept, so a folder under the git-ignored ``checkpoints/``
+    works as a cache (lecture 05 uses ``checkpoints/torchvision_mnist``).
+
+    Args:
+        root: the folder to pass to torchvision as ``root``.
+        limit: write only the first ``limit`` images of each split.
+
+    Returns:
+        ``root`` as a Path.
+    """
+    if limit is not None:
+        check_positive(limit, "limit", integer=True)
+    root = Path(root)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    with np.load(data_path("mnist")) as f:
+        for split, prefix in MNIST_IDX_SPLITS.items():
+            for kind, key, header in (("images-idx3", "x", 16), ("labels-idx1", "y", 8)):
+                path = raw / f"{prefix}-{kind}-ubyte"
+                array = f[f"{key}_{split}"][:limit]
+                if not path.is_file() or path.stat().st_size != header + array.nbytes:
+                    write_idx(path, array.astype(np.uint8, copy=False))
+    return root
 
 
 def load_names(with_list: bool = False) -> list[str] | tuple[list[str], list[str]]:

@@ -38,8 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils import distributed
 from course_utils.checks import check_positive, check_tensor
 from course_utils.devices import autocast
+from course_utils.engine import make_optimizer, prepare_model
 from course_utils.text import BOUNDARY, IGNORE_INDEX, CharVocab, sample_next
 
 __all__ = [
@@ -248,6 +250,7 @@ def train_lm(
     generator: torch.Generator | None = None,
     progress: bool = True,
     desc: str = "training",
+    compile: bool | None = None,
 ) -> dict:
     """Train ``model`` in place by next-character prediction; return its loss history.
 
@@ -264,6 +267,11 @@ def train_lm(
         eval_fn: called with no arguments every ``eval_every`` steps and at the
             end; returns a held-out loss (float) recorded in the history.
         generator: a ``torch.Generator`` on the data's device for the offsets.
+        compile: ``torch.compile`` the model (``None``: ``$COURSE_COMPILE``, off by default).
+
+    Under ``torchrun`` it trains data-parallel (:mod:`course_utils.distributed`):
+    every process draws the same global batch and keeps its shard of the rows
+    (of the streams, when ``stateful``); eval_fn then runs on every process.
 
     Returns:
         ``{"step": [...], "train": [...], "val_step": [...], "val": [...], "seconds": s}``:
@@ -298,8 +306,9 @@ def train_lm(
         if rows_x.device != device:
             raise ValueError(f"data is on {rows_x.device} but the model is on {device}")
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                            betas=(0.9, 0.99))
+    opt = make_optimizer("adamw", model.parameters(), lr=lr, weight_decay=weight_decay,
+                         betas=(0.9, 0.99))
+    net = prepare_model(model, compile)  # DDP under torchrun, compiled if asked; else model
 
     def lr_at(step):  # linear warm-up, then cosine from lr to lr / 10
         if step < warmup:
@@ -313,7 +322,8 @@ def train_lm(
     state, cond = None, None
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress, mininterval=2.0)
+    show = progress and distributed.is_main()
+    bar = tqdm(range(steps), desc=desc, leave=False, disable=not show, mininterval=2.0)
     for step in bar:
         if corpus and stateful:
             w = step % n_windows
@@ -330,23 +340,28 @@ def train_lm(
             idx = torch.randint(0, len(rows_x), (batch_size,), device=device, generator=generator)
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None
+        n_global = len(x)
+        if distributed.is_distributed():  # this process's rows of the global batch
+            x, y = distributed.shard(x, y)
+            cond = None if cond is None else distributed.shard(cond)[0]
         with autocast(device):
-            logits, state = model(x, state, cond)
+            logits, state = net(x, state, cond)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                ignore_index=IGNORE_INDEX)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        distributed.scale_loss(loss, len(x), n_global).backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         sched.step()
         if state is not None:
             state = state.detach()  # truncate backpropagation at the window boundary
-        running += loss.detach()
+        running += loss.detach() * (len(x) / n_global)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             n = (step % log_every) + 1
             history["step"].append(step + 1)
-            history["train"].append(float(running) / n)  # the only sync: once per interval
+            total = distributed.all_reduce_sum(running.clone())
+            history["train"].append(float(total) / n)  # the only sync: once per interval
             running.zero_()
             bar.set_postfix(loss=f"{history['train'][-1]:.3f}")
         due = eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps)

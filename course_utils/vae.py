@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils import distributed
 from course_utils.checks import check_positive, check_tensor
 from course_utils.data import batches
 from course_utils.devices import autocast
+from course_utils.engine import make_optimizer, prepare_model
 
 __all__ = [
     "CVAE",
@@ -196,18 +198,21 @@ def _device(model: nn.Module) -> torch.device:
 
 def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs: int = 10,
               batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
-              progress: bool = True, seed: int | None = 0) -> dict:
+              progress: bool = True, seed: int | None = 0, compile: bool | None = None) -> dict:
     """Train ``model`` with Adam on in-memory data, the way lecture 05 writes it out.
 
     Data are moved to the model's device once and sliced there (:func:`course_utils.batches`);
     losses are summed on the device and read once per epoch (no ``.item()`` per step).
-    On CUDA the forward pass runs under bf16 autocast.
+    On CUDA the forward pass runs under bf16 autocast and Adam is fused
+    (:mod:`course_utils.engine`). Under ``torchrun`` it trains data-parallel
+    (:mod:`course_utils.distributed`): each process takes its shard of every batch.
 
     Args:
         x: (N, 784) or (N, 1, 28, 28) floats in [0, 1]; y: (N,) labels (CVAE only).
         epochs, batch_size: positive ints; lr, beta: positive numbers.
         progress: show a tqdm bar over epochs (``leave=False``).
         seed: seeds the shuffling generator (``None``: the global generator).
+        compile: ``torch.compile`` the model (``None``: ``$COURSE_COMPILE``, off by default).
 
     Returns:
         history: ``{"loss", "rec", "kl": per-epoch means per image, "epoch_time": seconds}``.
@@ -220,22 +225,26 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
     x = _flat(x, model.in_dim).to(device)
     tensors = (x,) if y is None else (x, y.to(device))
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = make_optimizer("adam", model.parameters(), lr=lr)
+    net = prepare_model(model, compile)  # DDP under torchrun, compiled if asked; else model
     hist = {"loss": [], "rec": [], "kl": [], "epoch_time": []}
     model.train()
-    for _ in tqdm(range(epochs), desc="epochs", leave=False, disable=not progress):
+    show = progress and distributed.is_main()
+    for _ in tqdm(range(epochs), desc="epochs", leave=False, disable=not show):
         t0 = time.perf_counter()
         sums = torch.zeros(3, device=device)
         for b in batches(*tensors, batch_size=batch_size, generator=gen):
+            n_global = len(b[0])
+            b = distributed.shard(*b)  # this process's rows (all of them without torchrun)
             xb, yb = b[0], (b[1] if len(b) > 1 else None)
             with autocast(device):
-                logits, mu, logvar = model(xb, yb)
+                logits, mu, logvar = net(xb, yb)
             loss, rec, kl = vae_loss(logits.float(), xb, mu.float(), logvar.float(), beta)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            distributed.scale_loss(loss, len(xb), n_global).backward()
             opt.step()
             sums += torch.stack([loss, rec, kl]).detach() * len(xb)
-        sums = (sums / len(x)).tolist()  # one sync per epoch
+        sums = (distributed.all_reduce_sum(sums) / len(x)).tolist()  # one sync per epoch
         for k, v in zip(("loss", "rec", "kl"), sums, strict=True):
             hist[k].append(v)
         hist["epoch_time"].append(time.perf_counter() - t0)

@@ -1,0 +1,126 @@
+"""Data-parallel training with ``torchrun``: the same training functions, on several processes.
+
+Launch any script that calls the course's training functions with, e.g.::
+
+    torchrun --nproc_per_node 2 train.py          # 2 processes on this machine
+    torchrun --nnodes 2 --node_rank 0 --master_addr HOST --nproc_per_node 8 train.py
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in each process.
+The script calls :func:`init` once (before building models); after that,
+:func:`course_utils.vae.train_vae`, :func:`course_utils.lm.train_lm` and
+:func:`course_utils.classifier.train_classifier` train data-parallel:
+
+- every process holds the whole (in-memory) dataset and draws the *same*
+  shuffled global batch (same seed), then keeps its own shard of it
+  (:func:`shard`): process r of W takes rows ``tensor_split(W)[r]``;
+- the model is wrapped in ``DistributedDataParallel``, which averages the
+  gradients over processes during ``backward`` (gloo on CPUs, NCCL on GPUs);
+  each process scales its loss by ``W * n_local / n_global`` so that the
+  average is exactly the gradient of the global batch's mean loss, even when
+  the shards are unequal;
+- so every process applies the same update, and the parameters stay
+  identical on every rank; losses are summed over ranks for the history;
+- only rank 0 shows progress bars and writes checkpoints (:func:`is_main`).
+
+Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every function here is a
+no-op and the training functions run exactly as in the notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def is_distributed() -> bool:
+    """True inside a process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """The number of processes W (1 when not distributed)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    """True on rank 0, the process that prints and writes files."""
+    return rank() == 0
+
+
+def init(backend: str | None = None) -> torch.device:
+    """Join the process group that ``torchrun`` set up; return this process's device.
+
+    Reads ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` from the environment. With a
+    GPU per process the backend is NCCL and the device ``cuda:LOCAL_RANK``;
+    otherwise gloo on the CPU. Outside ``torchrun`` it returns
+    :func:`course_utils.get_device` and starts nothing.
+    """
+    from course_utils.devices import get_device
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return get_device()
+    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    device = torch.device("cpu")
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))
+    return device
+
+
+def shutdown() -> None:
+    """Leave the process group (call at the end of a torchrun script)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module) -> nn.Module:
+    """``DistributedDataParallel(model)`` when distributed, else ``model`` itself.
+
+    The wrapper shares the model's parameters: train through the returned
+    module, save and evaluate ``model``.
+    """
+    if not is_distributed():
+        return model
+    device = next(model.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def shard(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """This process's rows of a global batch: ``t.tensor_split(W)[rank]`` for each tensor.
+
+    Each tensor (B, ...) -> (B_r, ...), with the B_r as equal as possible.
+    """
+    if not is_distributed():
+        return tensors
+    w, r = world_size(), rank()
+    return tuple(t.tensor_split(w)[r] for t in tensors)
+
+
+def scale_loss(loss: torch.Tensor, n_local: int, n_global: int) -> torch.Tensor:
+    """A local mean loss, scaled so that DDP's gradient average is the global mean's gradient.
+
+    DDP averages gradients over W processes, so process r's mean over its
+    n_local rows is multiplied by ``W * n_local / n_global``. Not distributed:
+    ``loss`` itself, untouched.
+    """
+    if not is_distributed():
+        return loss
+    return loss * (world_size() * n_local / n_global)
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all processes, in place (a no-op when not distributed)."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
