@@ -60,14 +60,16 @@ def init(backend: str | None = None) -> torch.device:
 
     Reads ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` from the environment. With a
     GPU per process the backend is NCCL and the device ``cuda:LOCAL_RANK``;
-    otherwise gloo on the CPU. Outside ``torchrun`` it returns
-    :func:`course_utils.get_device` and starts nothing.
+    otherwise (or with ``COURSE_DEVICE=cpu`` or ``backend="gloo"``) gloo on the
+    CPU. Outside ``torchrun`` it returns :func:`course_utils.get_device` and
+    starts nothing.
     """
     from course_utils.devices import get_device
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return get_device()
-    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    cpu_asked = os.environ.get("COURSE_DEVICE") == "cpu" or backend == "gloo"
+    use_cuda = torch.cuda.is_available() and not cpu_asked
     device = torch.device("cpu")
     if use_cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))

@@ -498,8 +498,9 @@ def train_gan(
     device = images.device
     opt_g = make_optimizer("adam", G.parameters(), lr=lr, betas=betas)
     opt_d = make_optimizer("adam", D.parameters(), lr=lr, betas=betas)
-    # channels_last on CUDA, compiled if asked; one process only (D scores real and fake
-    # batches in separate calls, which DistributedDataParallel does not allow)
+    # channels_last on CUDA, compiled if asked; one process only: data-parallel GAN training
+    # would need z drawn for the global batch and sharded, per-shard loss scaling in gan_step,
+    # and SyncBatchNorm for the DCGAN's batch statistics (appendix 11, exercise 3)
     G_net = prepare_model(G, compile, data_parallel=False)
     D_net = prepare_model(D, compile, data_parallel=False)
     channels_last = uses_channels_last(D)
@@ -569,3 +570,51 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 8) -> torch.Ten
     check_tensor(z1, "z1", shape=(len(z0),), floating=True)
     t = torch.linspace(0, 1, steps, device=z0.device)[:, None]
     return (1 - t) * z0 + t * z1
+
+
+def load_or_train_gan(
+    name: str,
+    path,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    n_classes: int = 0,
+    seed: int = 0,
+    model_kwargs: dict | None = None,
+    n_fixed: int = 0,
+    **train_kwargs,
+) -> tuple[nn.Module, dict]:
+    """Build an image GAN by name; load it from ``path``, or train it and save it there.
+
+    The pair (G, D) is saved as one checkpoint (an ``nn.ModuleDict``): delete the
+    file to train again. ``seed`` seeds everything before the models are built,
+    so the same call gives the same models.
+
+    Args:
+        name: ``"mlp"`` or ``"dcgan"``; ``n_classes``: 0, or 10 for a conditional GAN.
+        path: the checkpoint file.
+        images: (N, 1, 28, 28) in [0, 1], on the device to train on;
+            labels: (N,) int64 (conditional GANs only).
+        model_kwargs: passed to :func:`make_image_gan` (e.g. ``latent_dim``).
+        n_fixed: draw this many fixed latent codes (labels ``0, 1, ..., 9, 0, ...`` for a
+            conditional GAN) whose samples are kept as snapshots while training.
+        **train_kwargs: passed to :func:`train_gan` (``epochs``, ``batch_size``, ``lr``...).
+
+    Returns:
+        ``(G, history)``: the generator in eval mode on the images' device, and
+        :func:`train_gan`'s history (the saved one when loaded).
+    """
+    from course_utils.checkpoint import load_or_train
+    from course_utils.devices import seed_everything
+
+    seed_everything(seed)
+    G, D = make_image_gan(name, n_classes=n_classes, **(model_kwargs or {}))
+    pair = nn.ModuleDict({"G": G, "D": D}).to(images.device)
+    if n_fixed:
+        train_kwargs["fixed_z"] = torch.randn(n_fixed, G.latent_dim, device=images.device)
+        if n_classes:
+            train_kwargs["fixed_labels"] = torch.arange(n_fixed, device=images.device) % n_classes
+    history = load_or_train(pair, path, lambda: train_gan(
+        G, D, images, labels if n_classes else None, **train_kwargs))
+    G.eval()
+    D.eval()
+    return G, history

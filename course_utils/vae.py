@@ -39,6 +39,7 @@ __all__ = [
     "evaluate_vae",
     "gaussian_kl",
     "iwae_log_likelihood",
+    "load_or_train_vae",
     "negative_elbo",
     "roc_auc",
     "train_vae",
@@ -250,6 +251,33 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
         hist["epoch_time"].append(time.perf_counter() - t0)
     model.eval()
     return hist
+
+
+def load_or_train_vae(path, x: torch.Tensor, y: torch.Tensor | None = None, seed: int = 0,
+                      model: VAE | None = None, **train_kwargs) -> tuple[VAE, dict]:
+    """Load a VAE from ``path``, or train it with :func:`train_vae` and save it there.
+
+    Everything is seeded with ``seed`` before the model is built (and the shuffling
+    uses it too), so the same call gives the same model; delete the file to train again.
+
+    Args:
+        x: (N, 784) or (N, 1, 28, 28) in [0, 1], on the device to train on; y: (N,) (CVAE).
+        model: the (untrained) model to use; default ``VAE()`` (784-400-20).
+        **train_kwargs: passed to :func:`train_vae` (``epochs``, ``batch_size``...).
+
+    Returns:
+        ``(model, history)``: the model in eval mode on ``x``'s device, and the history.
+    """
+    from course_utils.checkpoint import load_or_train
+    from course_utils.devices import seed_everything
+
+    seed_everything(seed)
+    model = (model if model is not None else VAE()).to(x.device)
+    train_kwargs.setdefault("progress", False)
+    history = load_or_train(model, path, lambda: train_vae(model, x, y, seed=seed,
+                                                           **train_kwargs))
+    model.eval()
+    return model, history
 
 
 @torch.no_grad()

@@ -100,3 +100,22 @@ def test_bad_inputs_give_clear_errors():
     G2, D2 = gan.make_image_gan("mlp", n_classes=10, latent_dim=8, hidden=(16,))
     with pytest.raises(ValueError, match=r"labels must be in 0..9"):
         gan.train_gan(G2, D2, torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 12]), progress=False)
+
+
+def test_load_or_train_gan_trains_once_then_loads(tmp_path, one_thread):
+    images = torch.rand(64, 1, 28, 28)
+    labels = torch.arange(64) % 10
+    path = tmp_path / "cgan.pt"
+    kw = dict(n_classes=10, seed=3, model_kwargs={"latent_dim": 16}, n_fixed=12, epochs=1,
+              batch_size=32, progress=False)
+    G1, h1 = gan.load_or_train_gan("mlp", path, images, labels, **kw)
+    assert path.exists() and not G1.training
+    assert [e for e, _ in h1["snapshots"]] == [0, 1] and h1["snapshots"][0][1].shape == (12, 1, 28, 28)
+    stamp = path.stat().st_mtime_ns
+    G2, h2 = gan.load_or_train_gan("mlp", path, images, labels, **kw)
+    assert path.stat().st_mtime_ns == stamp  # loaded, not trained again
+    for a, b in zip(G1.state_dict().values(), G2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert h2["D"] == h1["D"]
+    with pytest.raises(ValueError, match="GAN model"):
+        gan.load_or_train_gan("vae", tmp_path / "x.pt", images)

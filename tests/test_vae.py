@@ -13,6 +13,7 @@ from course_utils.vae import (
     evaluate_vae,
     gaussian_kl,
     iwae_log_likelihood,
+    load_or_train_vae,
     negative_elbo,
     roc_auc,
     train_vae,
@@ -142,3 +143,17 @@ def test_checkpoint_with_another_latent_size_is_a_clear_error(tmp_path):
     path = save_checkpoint(VAE(latent_dim=2), tmp_path / "vae2d.pt")
     with pytest.raises(CheckpointError, match=r"model has shape \(20, 400\), checkpoint has \(2, 400\)"):
         load_checkpoint(VAE(latent_dim=20), path)
+
+
+def test_load_or_train_vae_trains_once_then_loads(tmp_path):
+    x = torch.rand(96, 784)
+    path = tmp_path / "vae.pt"
+    m1, h1 = load_or_train_vae(path, x, seed=1, model=VAE(hidden=16, latent_dim=2),
+                                   epochs=2, batch_size=32)
+    assert path.exists() and not m1.training and len(h1["loss"]) == 2
+    stamp = path.stat().st_mtime_ns
+    m2, h2 = load_or_train_vae(path, x, seed=1, model=VAE(hidden=16, latent_dim=2),
+                                   epochs=2, batch_size=32)
+    assert path.stat().st_mtime_ns == stamp and h2["loss"] == h1["loss"]
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
