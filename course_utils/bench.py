@@ -44,7 +44,7 @@ of one 60,000-image epoch (469 steps x the median step).
 What the engine does differently, besides the data: on CUDA it trains in bfloat16
 autocast with fused Adam (the tutorial stays in float32); the language models use AdamW
 with a schedule and gradient clipping (more work per step than the tutorial's plain
-Adam). On the CPU both run in float32 and, by default, on one thread, as the notebooks do.
+Adam). On the CPU both run in float32 and, by default, on one thread (``--threads``).
 """
 
 from __future__ import annotations
@@ -483,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar="MODEL", help=f"some of {', '.join(MODELS)} (default: all); "
                         "space- or comma-separated")
     parser.add_argument("--threads", type=_positive_int, default=None,
-                        help="torch CPU threads (default: 1 on the CPU, as the notebooks; "
+                        help="torch CPU threads (default: 1 on the CPU, steadiest when shared; "
                              "PyTorch's default with a GPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None,
@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     elif args.device.type == "cpu":
-        torch.set_num_threads(1)  # the notebooks' setting on a CPU (lectures 03, 05)
+        torch.set_num_threads(1)  # steadiest on a shared CPU; --threads 2 for all cores here
     env = environment(args.device)
     print(environment_line(env), flush=True)
     mode = "quick" if args.quick else "full"

@@ -72,7 +72,14 @@ def init(backend: str | None = None) -> torch.device:
     use_cuda = torch.cuda.is_available() and not cpu_asked
     device = torch.device("cpu")
     if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, n_gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= n_gpus:
+            raise RuntimeError(
+                f"process with LOCAL_RANK {local_rank} needs GPU {local_rank}, but this machine "
+                f"has {n_gpus}; start at most {n_gpus} processes per machine "
+                "(--nproc_per_node), or train on the CPU with COURSE_DEVICE=cpu"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))

@@ -46,18 +46,26 @@ import sys
 
 if "google.colab" in sys.modules:
     import os
+    import shutil
     import subprocess
 
     COURSE_REPO = "{url}"
     COURSE_REF = "{tag}"  # the release this notebook belongs to
     COURSE_CLONE = "/content/{name}"
-    if not os.path.isdir(COURSE_CLONE):
-        subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", COURSE_REF,
-                        COURSE_REPO, COURSE_CLONE], check=True)
+    steps = []
+    if not os.path.isfile(os.path.join(COURSE_CLONE, "pyproject.toml")):  # no complete clone yet
+        shutil.rmtree(COURSE_CLONE, ignore_errors=True)  # what an interrupted clone left
+        steps.append(["git", "clone", "--quiet", "--depth", "1", "--branch", COURSE_REF,
+                      COURSE_REPO, COURSE_CLONE])
     # --no-deps: keep Colab's own torch and torchvision (numpy, scipy, matplotlib, tqdm are there)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--editable", COURSE_CLONE], check=True)
-    sys.path.insert(0, COURSE_CLONE)  # importable now, without restarting the kernel
+    steps.append([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                  "--editable", COURSE_CLONE])
+    for cmd in steps:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:  # show why, not just an exit status
+            raise RuntimeError(f"{{' '.join(cmd[:3])}} failed:\\n{{done.stderr}}")
+    if COURSE_CLONE not in sys.path:
+        sys.path.insert(0, COURSE_CLONE)  # importable now, without restarting the kernel
     os.environ["COURSE_DATA_DIR"] = os.path.join(COURSE_CLONE, "data")
     os.chdir(os.path.join(COURSE_CLONE, "notebooks"))  # relative paths as in a local run'''
 
@@ -135,11 +143,13 @@ def update(nb, notebook: str, url: str, tag: str) -> bool:
     """Insert or refresh the two cells at the top of ``nb``; return True if it changed."""
     if not problems(nb, notebook, url, tag):
         return False
+    # a run's count of the old setup cell stays (1): outside Colab the cell does nothing, so a
+    # run of the new one would give the same (empty) output and the other cells' counts
+    ran = [c.execution_count for c in nb.cells if SETUP_TAG in c.metadata.get("tags", [])]
     nb.cells = [c for c in nb.cells if not {BADGE_TAG, SETUP_TAG} & set(c.metadata.get("tags", []))]
-    nb.cells[:0] = [
-        _cell(nb, "markdown", badge_source(url, tag, notebook), BADGE_TAG),
-        _cell(nb, "code", setup_source(url, tag), SETUP_TAG),
-    ]
+    setup = _cell(nb, "code", setup_source(url, tag), SETUP_TAG)
+    setup.execution_count = 1 if ran == [1] else None
+    nb.cells[:0] = [_cell(nb, "markdown", badge_source(url, tag, notebook), BADGE_TAG), setup]
     return True
 
 

@@ -40,7 +40,7 @@ for name in ("run", "call", "check_call", "check_output", "Popen", "getoutput", 
     setattr(subprocess, name, recorder("subprocess." + name))
 for name in ("system", "popen", "execv", "execvp", "spawnv", "chdir"):
     setattr(os, name, recorder("os." + name))
-os.path.isdir = lambda path: False  # as in a fresh Colab runtime: no clone yet
+os.path.isdir = os.path.isfile = lambda path: False  # as in a fresh Colab runtime: no clone yet
 if mode == "colab":
     google, colab = types.ModuleType("google"), types.ModuleType("google.colab")
     google.colab = colab
@@ -169,5 +169,9 @@ def test_update_is_idempotent_and_check_finds_missing_and_stale_cells(tmp_path):
     written.cells[1].execution_count = 1
     nbformat.write(written, path)
     assert colab_cells.check([path], pyproject) == {}
+    # ... and refreshing its (no-op) setup cell keeps the run's count, so the counts stay 1, 2, ...
+    pyproject.write_text(pyproject.read_text().replace("1.3.0", "1.4.0"))
+    colab_cells.write([path], pyproject)
+    assert nbformat.read(path, as_version=4).cells[1].execution_count == 1
     assert subprocess.run([sys.executable, str(ROOT / "scripts" / "colab_cells.py"), "--check"],
                           capture_output=True, cwd=ROOT).returncode == 0
