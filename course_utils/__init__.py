@@ -16,10 +16,14 @@ they share.  One concept per module:
 - :mod:`course_utils.text`       characters, the fixed splits, n-gram models, sampling (06-08)
 - :mod:`course_utils.lm`         GRU and transformer language models and their training (07, 08)
 - :mod:`course_utils.metrics`    MSE, KL, perplexity, IS, FID, precision/recall... (09, 10)
+- :mod:`course_utils.engine`     the training loops' switches: fused Adam, channels_last, compile
+- :mod:`course_utils.distributed` data-parallel training under ``torchrun`` (appendix 11)
+- :mod:`course_utils.train_ddp`  a small run for one process or torchrun (tests, appendix 11)
+- :mod:`course_utils.bench`      ``python -m course_utils.bench``: engine vs tutorial pipeline
+- :mod:`course_utils.run_notebooks`  the course's main job (papermill over every lecture)
 
 The model families are imported by name (``from course_utils import vae``);
 the core helpers below are re-exported here (``cu.load_mnist``, ``cu.show_images``...).
-- :mod:`course_utils.run_notebooks`  the course's main job (papermill over every lecture)
 """
 
 from course_utils.checkpoint import CheckpointError, load_checkpoint, load_or_train, save_checkpoint

@@ -10,11 +10,17 @@ MNIST, or ``lm.train_lm`` with a transformer on Shakespeare) on the *global*
 batch size given, each taking its shard (:mod:`course_utils.distributed`),
 then writes ``rank<r>.pt`` into ``--out``: its final parameters, its loss
 history and its wall time. Rank 0 prints a one-line summary.
+
+:func:`launch` starts such a run from Python (one process, or ``torchrun`` on the
+CPU with gloo) and reads the ranks' files back.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +58,45 @@ def _train_lm(args, device) -> dict:
     hist = lm.train_lm(model, ids, steps=args.steps, batch_size=args.batch_size,
                        seq_len=args.seq_len, log_every=1, generator=gen, progress=False)
     return {"model": model, "loss": hist["train"], "unit": "nats per character"}
+
+
+def launch(out: str | os.PathLike, args: list[str], processes: int = 1, threads: int = 1,
+           omp_wait: str | None = "PASSIVE", timeout: float = 600) -> dict:
+    """Run ``python -m course_utils.train_ddp --out OUT *args`` on the CPU and read the results.
+
+    With ``processes > 1`` the run goes through ``torchrun --standalone`` (gloo), each
+    process with ``threads`` CPU threads. ``omp_wait="PASSIVE"`` lets idle OpenMP threads
+    sleep instead of spinning, which matters on a machine whose cores are shared.
+
+    Returns:
+        ``{"ranks": [rank 0's dict, ...], "seconds": the slowest rank's training time,
+        "wall": seconds for the whole launch, "printed": rank 0's summary line}``.
+
+    Raises:
+        RuntimeError: the run failed (with the end of its output).
+    """
+    out = Path(out)
+    package_root = str(Path(__file__).resolve().parent.parent)  # found without pip install
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), COURSE_DEVICE="cpu",
+               CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]))
+    env.pop("OMP_WAIT_POLICY", None)
+    if omp_wait:
+        env["OMP_WAIT_POLICY"] = omp_wait
+    launcher = [sys.executable]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone",
+                     "--nproc_per_node", str(processes)]
+    cmd = [*launcher, "-m", "course_utils.train_ddp", "--out", str(out), *args]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"train_ddp with {processes} process(es) failed:\n"
+                           f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    ranks = [torch.load(out / f"rank{r}.pt") for r in range(processes)]
+    return {"ranks": ranks, "seconds": max(r["seconds"] for r in ranks), "wall": wall,
+            "printed": proc.stdout.strip()}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -280,6 +280,17 @@ def load_or_train_vae(path, x: torch.Tensor, y: torch.Tensor | None = None, seed
     return model, history
 
 
+def _eval_batches(model: VAE, x: torch.Tensor, y: torch.Tensor | None, batch_size: int):
+    """Yield ``(xb, yb)`` in stored order on the model's device: xb (B, in_dim), yb (B,) or None."""
+    check_positive(batch_size, "batch_size", integer=True)
+    device = _device(model)
+    tensors = (_flat(x, model.in_dim).to(device),)
+    if y is not None:
+        tensors += (y.to(device),)
+    for b in batches(*tensors, batch_size=batch_size, shuffle=False):
+        yield b[0], (b[1] if len(b) > 1 else None)
+
+
 @torch.no_grad()
 def evaluate_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
                  beta: float = 1.0, batch_size: int = 1000) -> dict:
@@ -290,16 +301,11 @@ def evaluate_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
     Returns:
         ``{"loss": float, "rec": float, "kl": float}`` in nats per image.
     """
-    check_positive(batch_size, "batch_size", integer=True)
-    device = _device(model)
-    x = _flat(x, model.in_dim).to(device)
-    y = None if y is None else y.to(device)
     model.eval()
-    sums = torch.zeros(3, device=device)
-    tensors = (x,) if y is None else (x, y)
-    for b in batches(*tensors, batch_size=batch_size, shuffle=False):
-        logits, mu, logvar = model(*b)
-        sums += torch.stack(vae_loss(logits, b[0], mu, logvar, beta)) * len(b[0])
+    sums = torch.zeros(3, device=_device(model))
+    for xb, yb in _eval_batches(model, x, y, batch_size):
+        logits, mu, logvar = model(xb, yb)
+        sums += torch.stack(vae_loss(logits, xb, mu, logvar, beta)) * len(xb)
     loss, rec, kl = (sums / len(x)).tolist()
     return {"loss": loss, "rec": rec, "kl": kl}
 
@@ -308,12 +314,8 @@ def evaluate_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
 def negative_elbo(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None,
                   batch_size: int = 1000) -> torch.Tensor:
     """-ELBO of each image (one z sample), shape (N,): large means "unlike the training data"."""
-    device = _device(model)
-    x = _flat(x, model.in_dim).to(device)
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size]
-        yb = None if y is None else y[i : i + batch_size].to(device)
+    for xb, yb in _eval_batches(model, x, y, batch_size):
         logits, mu, logvar = model(xb, yb)
         rec = F.binary_cross_entropy_with_logits(logits, xb, reduction="none").sum(1)
         out.append(rec + gaussian_kl(mu, logvar))
@@ -331,13 +333,9 @@ def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int = 100, y: torch.Tens
     grayscale pixels).
     """
     check_positive(k, "k", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
     device = _device(model)
-    x = _flat(x, model.in_dim).to(device)
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size]
-        yb = None if y is None else y[i : i + batch_size].to(device)
+    for xb, yb in _eval_batches(model, x, y, batch_size):
         mu, logvar = model.encode(xb, yb)
         std = torch.exp(0.5 * logvar)
         eps = torch.randn(k, *mu.shape, device=device)  # (k, B, d)

@@ -10,35 +10,19 @@ in two (gloo), with the same global batch, and compare:
   differ by sampling noise only): final loss within 2% of the one-process run.
 """
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
 
-from course_utils import distributed, engine, vae
-
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-
-
-def _train(launcher, out, args):
-    env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_DEVICE="cpu")
-    proc = subprocess.run([*launcher, "-m", "course_utils.train_ddp", "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+from course_utils import distributed, engine, train_ddp, vae
 
 
 def _launch(tmp_path, args):
     """Train in one process and in two; return (one-process result, rank 0's result)."""
-    one, two = tmp_path / "one", tmp_path / "two"
-    _train([sys.executable], one, args)
-    printed = _train(TORCHRUN, two, args)
-    assert "2 process(es)" in printed and printed.count("process(es)") == 1  # rank 0 prints
-    single = torch.load(one / "rank0.pt")
-    ranks = [torch.load(two / f"rank{r}.pt") for r in range(2)]
+    single = train_ddp.launch(tmp_path / "one", args)["ranks"][0]
+    two = train_ddp.launch(tmp_path / "two", args, processes=2)
+    assert "2 process(es)" in two["printed"] and two["printed"].count("process(es)") == 1
+    ranks = two["ranks"]  # rank 0 alone printed
     assert [r["world_size"] for r in ranks] == [2, 2] and single["world_size"] == 1
     for k, v in ranks[0]["params"].items():
         assert torch.equal(v, ranks[1]["params"][k]), f"ranks disagree on {k}"
@@ -60,6 +44,11 @@ def test_torchrun_vae_keeps_ranks_identical_and_loss_close(tmp_path):
                                      "--hidden", "64"])
     a, b = single["loss"][-1], ddp["loss"][-1]
     assert abs(a - b) <= 0.02 * a, f"one process {a:.2f}, two processes {b:.2f} nats per image"
+
+
+def test_launch_reports_a_failed_run(tmp_path):
+    with pytest.raises(RuntimeError, match="invalid choice: 'gan'"):
+        train_ddp.launch(tmp_path / "bad", ["--model", "gan"])
 
 
 # --------------------------------------------------------------- without torchrun: no-ops
