@@ -105,15 +105,16 @@ def wrap(model: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def shard(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def shard(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """This process's rows of a global batch: ``t.tensor_split(W)[rank]`` for each tensor.
 
-    Each tensor (B, ...) -> (B_r, ...), with the B_r as equal as possible.
+    Each tensor (B, ...) -> (B_r, ...), with the B_r as equal as possible; ``None``
+    (an absent label or condition) stays ``None``.
     """
     if not is_distributed():
         return tensors
     w, r = world_size(), rank()
-    return tuple(t.tensor_split(w)[r] for t in tensors)
+    return tuple(None if t is None else t.tensor_split(w)[r] for t in tensors)
 
 
 def scale_loss(loss: torch.Tensor, n_local: int, n_global: int) -> torch.Tensor:

@@ -341,9 +341,7 @@ def train_lm(
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None
         n_global = len(x)
-        if distributed.is_distributed():  # this process's rows of the global batch
-            x, y = distributed.shard(x, y)
-            cond = None if cond is None else distributed.shard(cond)[0]
+        x, y, cond = distributed.shard(x, y, cond)  # this process's rows (all without torchrun)
         with autocast(device):
             logits, state = net(x, state, cond)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),

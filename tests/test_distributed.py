@@ -69,8 +69,8 @@ def test_shard_and_scale_under_a_pretend_world(monkeypatch):
     monkeypatch.setattr(distributed, "is_distributed", lambda: True)
     monkeypatch.setattr(distributed, "world_size", lambda: 3)
     monkeypatch.setattr(distributed, "rank", lambda: 2)
-    (part,) = distributed.shard(torch.arange(10))
-    assert part.tolist() == [7, 8, 9]  # tensor_split(3) -> 4, 3, 3 rows
+    part, absent = distributed.shard(torch.arange(10), None)
+    assert part.tolist() == [7, 8, 9] and absent is None  # tensor_split(3) -> 4, 3, 3 rows
     # 3 processes average their gradients: a shard of 3 rows of 10 is weighted 3 * 3 / 10
     assert distributed.scale_loss(torch.tensor(1.0), 3, 10).item() == pytest.approx(0.9)
     with pytest.raises(RuntimeError, match="does not support torchrun"):
