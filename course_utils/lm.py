@@ -332,11 +332,13 @@ def train_lm(
             chunk = streams[:, w * seq_len : w * seq_len + seq_len + 1]
             x, y = chunk[:, :-1], chunk[:, 1:]
         elif corpus:
+            state = None  # random windows are unrelated: each starts from a zero state
             starts = torch.randint(0, len(data) - seq_len - 1, (batch_size, 1),
                                    device=device, generator=generator)
             chunk = data[starts + offsets_range]  # (B, T + 1), gathered on the device
             x, y = chunk[:, :-1], chunk[:, 1:]
         else:
+            state = None  # rows (names) are unrelated: each starts from a zero state
             idx = torch.randint(0, len(rows_x), (batch_size,), device=device, generator=generator)
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None

@@ -177,3 +177,38 @@ def test_train_lm_bad_inputs():
         train_lm(m, CORPUS, steps=0, progress=False)
     with pytest.raises(TypeError, match="a tuple"):
         train_lm(m, [CORPUS], steps=1, progress=False)
+
+
+class _RecordingGRU(GRULanguageModel):
+    """A GRU language model that records whether each forward pass got a state."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.got_state = []
+
+    def forward(self, x, state=None, cond=None):
+        self.got_state.append(state is not None)
+        return super().forward(x, state, cond)
+
+
+@pytest.mark.parametrize("kind", ["windows", "rows"])
+def test_unrelated_batches_start_from_a_zero_state(kind):
+    # Random corpus windows and rows (names) are unrelated to the previous batch: the GRU
+    # must start each from zeros, as it is evaluated and sampled (the state used to leak).
+    torch.manual_seed(0)
+    m = _RecordingGRU(VOCAB.size, embed_dim=8, hidden_size=16)
+    if kind == "windows":
+        data = CORPUS
+    else:
+        data = names_to_tensors(["abc", "cab", "ba"], VOCAB)
+    train_lm(m, data, steps=4, batch_size=2, seq_len=8, warmup=1, progress=False)
+    assert m.got_state == [False] * 4
+
+
+def test_stateful_training_carries_the_state_between_windows():
+    torch.manual_seed(0)
+    m = _RecordingGRU(VOCAB.size, embed_dim=8, hidden_size=16)
+    # 800 ids in 2 streams of 400: 49 windows of 8, so 4 steps never wrap around
+    train_lm(m, CORPUS, steps=4, batch_size=2, seq_len=8, warmup=1, stateful=True,
+             progress=False)
+    assert m.got_state == [False, True, True, True]
