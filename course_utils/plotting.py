@@ -17,8 +17,28 @@ from torchvision.utils import make_grid
 from course_utils.checks import check_positive, check_tensor
 
 
+def in_jupyter_kernel() -> bool:
+    """True when this code runs in a Jupyter kernel (JupyterLab, Colab, papermill, nbval)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def use_course_style(dpi: int = 72) -> None:
-    """Small, projector-friendly defaults (modest resolution keeps notebooks light)."""
+    """Small, projector-friendly defaults (modest resolution keeps notebooks light).
+
+    In a Jupyter kernel it also selects the inline backend, whatever ``MPLBACKEND``
+    says: under a non-interactive backend such as ``Agg`` (which scripts and CI often
+    export) ``plt.show()`` would draw nothing into the notebook, and the committed
+    lectures would silently lose their figures. Outside a kernel the backend is kept.
+    """
+    if in_jupyter_kernel():
+        from IPython import get_ipython
+
+        get_ipython().run_line_magic("matplotlib", "inline")
     plt.rcParams.update(
         {
             "figure.dpi": dpi,

@@ -1,4 +1,4 @@
-"""Put an "Open in Colab" badge and a Colab setup cell at the top of every lecture.
+"""Put an "Open in Colab" badge and a Colab setup cell under the title of every lecture.
 
     python scripts/colab_cells.py           # insert/update the two cells in notebooks/NN_*.ipynb
     python scripts/colab_cells.py --check   # exit 1, listing notebooks with missing/stale cells
@@ -7,6 +7,10 @@ The repository URL (``[project.urls] Repository``) and the version (``[project] 
 are read from pyproject.toml, the one place they are written. The badge opens the notebook
 at the release tag ``v{version}``, and the setup cell clones that same tag, so a student in
 Colab runs the notebook with the package and data it was written for.
+
+Layout: cell 0 is the lecture's title (a markdown cell starting with "# "; no code comes
+before it), cell 1 the badge, cell 2 the setup cell. The setup cell is also tagged
+``remove-cell``, so the course website (MyST-NB) leaves it out of the page.
 
 The setup cell does nothing outside Colab (it prints nothing and has no output), so the
 committed notebooks keep the outputs of a real local run. Inside Colab it clones the
@@ -37,6 +41,7 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
+HIDE_TAG = "remove-cell"  # MyST-NB (the website) drops cells with this tag from the page
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 SETUP_TEMPLATE = '''\
@@ -102,8 +107,16 @@ def setup_source(url: str, tag: str) -> str:
     return SETUP_TEMPLATE.format(url=url, tag=tag, name=github_path(url).split("/")[1])
 
 
+def _tags(tag: str) -> list[str]:
+    return [tag, HIDE_TAG] if tag == SETUP_TAG else [tag]
+
+
+def _is_title(cell) -> bool:
+    return cell.cell_type == "markdown" and cell.source.startswith("# ")
+
+
 def _cell(nb, cell_type: str, source: str, tag: str):
-    cell = {"cell_type": cell_type, "metadata": {"tags": [tag]}, "source": source}
+    cell = {"cell_type": cell_type, "metadata": {"tags": _tags(tag)}, "source": source}
     if cell_type == "code":
         cell.update(execution_count=None, outputs=[])
     if nb.nbformat_minor >= 5:  # cell ids exist from nbformat 4.5; keep them stable
@@ -117,11 +130,13 @@ def _tagged(nb, tag: str) -> list[int]:
 
 def problems(nb, notebook: str, url: str, tag: str) -> list[str]:
     """What is missing or out of date in ``nb`` (named ``notebook``); empty when all is right."""
+    if not nb.cells or not _is_title(nb.cells[0]):
+        return ["cell 0 must be the lecture's title (a markdown cell starting with '# ')"]
     found = []
     for pos, (ctag, ctype, source) in enumerate([
         (BADGE_TAG, "markdown", badge_source(url, tag, notebook)),
         (SETUP_TAG, "code", setup_source(url, tag)),
-    ]):
+    ], start=1):
         where = _tagged(nb, ctag)
         if not where:
             found.append(f"no cell tagged {ctag!r}")
@@ -132,15 +147,19 @@ def problems(nb, notebook: str, url: str, tag: str) -> list[str]:
         cell = nb.cells[pos]
         if cell.cell_type != ctype or cell.source != source:
             found.append(f"the {ctag!r} cell is out of date")
-        elif dict(cell.metadata) != {"tags": [ctag]}:
-            found.append(f"the {ctag!r} cell has metadata other than its tag")
+        elif dict(cell.metadata) != {"tags": _tags(ctag)}:
+            found.append(f"the {ctag!r} cell's metadata must be exactly tags {_tags(ctag)}")
         elif ctype == "code" and (cell.outputs or cell.execution_count not in (None, 1)):
             found.append(f"the {ctag!r} cell has outputs or an execution count other than 1")
     return found
 
 
 def update(nb, notebook: str, url: str, tag: str) -> bool:
-    """Insert or refresh the two cells at the top of ``nb``; return True if it changed."""
+    """Insert or refresh the two cells under the title of ``nb``; return True if it changed.
+
+    Raises:
+        ValueError: the notebook has no title (a markdown cell starting with "# ").
+    """
     if not problems(nb, notebook, url, tag):
         return False
     # a run's count of the old setup cell stays (1): outside Colab the cell does nothing, so a
@@ -149,7 +168,12 @@ def update(nb, notebook: str, url: str, tag: str) -> bool:
     nb.cells = [c for c in nb.cells if not {BADGE_TAG, SETUP_TAG} & set(c.metadata.get("tags", []))]
     setup = _cell(nb, "code", setup_source(url, tag), SETUP_TAG)
     setup.execution_count = 1 if ran == [1] else None
-    nb.cells[:0] = [_cell(nb, "markdown", badge_source(url, tag, notebook), BADGE_TAG), setup]
+    titles = [i for i, c in enumerate(nb.cells) if _is_title(c)]
+    if not titles:
+        raise ValueError(f"{notebook}: no title cell (a markdown cell starting with '# ')")
+    title = nb.cells.pop(titles[0])
+    nb.cells[:0] = [title, _cell(nb, "markdown", badge_source(url, tag, notebook), BADGE_TAG),
+                    setup]
     return True
 
 

@@ -93,13 +93,16 @@ def test_every_lecture_has_an_up_to_date_badge_and_setup_cell():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_badge_opens_this_notebook_at_the_pinned_tag(path):
     nb = nbformat.read(path, as_version=4)
-    badge = nb.cells[0]
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), (
+        f"{path.name}: the title must come first (no code before it)")
+    badge = nb.cells[1]
     assert badge.cell_type == "markdown" and badge.metadata.get("tags") == [colab_cells.BADGE_TAG]
     target = f"https://colab.research.google.com/github/{colab_cells.github_path(URL)}/blob/{TAG}/notebooks/{path.name})"
     assert badge.source.startswith("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](")
     assert badge.source.endswith(target)
-    setup = nb.cells[1]
-    assert setup.metadata.get("tags") == [colab_cells.SETUP_TAG]
+    setup = nb.cells[2]
+    # tagged remove-cell: the website leaves the (Colab-only) setup code out of the page
+    assert setup.metadata.get("tags") == [colab_cells.SETUP_TAG, "remove-cell"]
     assert f'COURSE_REF = "{TAG}"' in setup.source and f'COURSE_REPO = "{URL}"' in setup.source
     assert not setup.outputs and setup.execution_count in (None, 1)
 
@@ -157,21 +160,29 @@ def test_update_is_idempotent_and_check_finds_missing_and_stale_cells(tmp_path):
     assert colab_cells.write([path], pyproject) == [] and path.read_text() == once
     assert colab_cells.check([path], pyproject) == {}
     written = nbformat.read(path, as_version=4)
-    assert [c.source for c in written.cells[2:]] == ["# Title", "x = 1"]
-    assert "blob/v1.2.3/notebooks/01_x.ipynb" in written.cells[0].source
+    assert [c.source for c in written.cells[:1] + written.cells[3:]] == ["# Title", "x = 1"]
+    assert "blob/v1.2.3/notebooks/01_x.ipynb" in written.cells[1].source
     # a new version makes both cells stale; updating replaces them, it does not add more
     pyproject.write_text(pyproject.read_text().replace("1.2.3", "1.3.0"))
     assert len(colab_cells.check([path], pyproject)["01_x.ipynb"]) == 2
     colab_cells.write([path], pyproject)
     written = nbformat.read(path, as_version=4)
-    assert len(written.cells) == 4 and "v1.3.0" in written.cells[1].source
+    assert len(written.cells) == 4 and "v1.3.0" in written.cells[2].source
     # a run of the notebook (the setup cell executed first) is still up to date
-    written.cells[1].execution_count = 1
+    written.cells[2].execution_count = 1
     nbformat.write(written, path)
     assert colab_cells.check([path], pyproject) == {}
     # ... and refreshing its (no-op) setup cell keeps the run's count, so the counts stay 1, 2, ...
     pyproject.write_text(pyproject.read_text().replace("1.3.0", "1.4.0"))
     colab_cells.write([path], pyproject)
-    assert nbformat.read(path, as_version=4).cells[1].execution_count == 1
+    assert nbformat.read(path, as_version=4).cells[2].execution_count == 1
+    # a notebook without a title is refused with a clear error
+    untitled = tmp_path / "02_y.ipynb"
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, untitled)
+    assert colab_cells.check([untitled], pyproject)["02_y.ipynb"] == [
+        "cell 0 must be the lecture's title (a markdown cell starting with '# ')"]
+    with pytest.raises(ValueError, match="02_y.ipynb: no title cell"):
+        colab_cells.write([untitled], pyproject)
     assert subprocess.run([sys.executable, str(ROOT / "scripts" / "colab_cells.py"), "--check"],
                           capture_output=True, cwd=ROOT).returncode == 0

@@ -81,6 +81,60 @@ def test_no_machine_paths_and_modest_size(notebook):
     assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes, keep figures small"
 
 
+# Calls that put a figure into the cell's output: plt.show(), display(fig) and the course's
+# plotting helpers (course_utils.plotting, also imported under their own names).
+DRAWING_CALLS = {"show", "display", "show_images", "scatter_2d", "plot_function_2d",
+                 "plot_samples_density", "plot_curves"}
+
+
+def draws(source: str) -> bool:
+    """Whether a cell calls a drawing function at its top level (not only inside a def)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # a cell with IPython magics: fall back to a plain search
+        return bool(re.search(r"\b(plt\.show|show_images|display)\(", source))
+    found = False
+
+    class Visitor(ast.NodeVisitor):
+        def visit_FunctionDef(self, node):  # a definition draws only when it is called
+            pass
+
+        visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
+
+        def visit_Call(self, node):
+            nonlocal found
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name in DRAWING_CALLS and (name != "show" or isinstance(f, ast.Attribute)):
+                if name != "display" or any(isinstance(a, ast.Name) and "fig" in a.id
+                                            for a in node.args):
+                    found = True
+            self.generic_visit(node)
+
+    Visitor().visit(tree)
+    return found
+
+
+def test_draws_finds_drawing_cells():
+    assert draws("plt.plot(x)\nplt.show()") and draws("show_images(x, nrow=4)")
+    assert draws("for ax in axes:\n    cu.plot_curves(h, ax=ax)") and draws("display(fig)")
+    assert not draws("def f():\n    plt.show()") and not draws("print(1)")
+    assert not draws("display(Markdown(table))")
+
+
+def test_every_drawing_cell_has_its_figure(notebook):
+    # A run under a non-inline backend (MPLBACKEND=Agg) drops every figure silently.
+    path, nb = notebook
+    missing = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and draws(c.source)
+               and not any("image/png" in o.get("data", {}) for o in c.outputs)]
+    assert not missing, (
+        f"{path.name}: cells {missing} draw but have no image/png output; refresh the lecture "
+        "with `python scripts/refresh_lecture.py NN`"
+    )
+
+
 def test_no_stray_metadata(notebook):
     path, nb = notebook
     assert set(nb.metadata) <= ALLOWED_NB_METADATA, f"{path.name}: notebook metadata {set(nb.metadata)}"

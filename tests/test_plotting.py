@@ -83,3 +83,28 @@ def test_plot_samples_density_and_curves():
 def test_use_course_style_sets_modest_dpi():
     plotting.use_course_style()
     assert plt.rcParams["figure.dpi"] == 72
+
+
+def test_figures_reach_a_notebook_even_under_a_non_inline_backend(tmp_path, monkeypatch):
+    # MPLBACKEND=Agg (as scripts/run_tests.sh exports) used to make plt.show() draw nothing
+    # into an executed notebook; use_course_style() selects the inline backend in a kernel.
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n"
+                                  "from course_utils.plotting import use_course_style\n"
+                                  "use_course_style()"),
+        nbformat.v4.new_code_cell("plt.plot([0, 1], [1, 0])\nplt.show()"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    kinds = [set(o.get("data", {})) for o in nb.cells[1].outputs]
+    assert any("image/png" in k for k in kinds), nb.cells[1].outputs
+
+
+def test_in_jupyter_kernel_is_false_outside_a_kernel():
+    from course_utils.plotting import in_jupyter_kernel
+
+    assert in_jupyter_kernel() is False

@@ -52,7 +52,7 @@ def test_student_copy_has_the_prompts_but_no_solutions_or_outputs(path):
     # the code a student runs is the instructor's, cell for cell
     assert [c.source for c in code] == [c.source for c in teacher.cells if c.cell_type == "code"]
     assert student.metadata == teacher.metadata
-    assert f"/blob/{colab_cells.project_info()[1]}/student/{path.name})" in student.cells[0].source
+    assert f"/blob/{colab_cells.project_info()[1]}/student/{path.name})" in student.cells[1].source
 
 
 def test_strip_solutions_on_a_hand_made_notebook():
