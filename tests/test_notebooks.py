@@ -188,3 +188,12 @@ def test_main_job_runs_a_notebook_and_writes_a_report(tmp_path, monkeypatch):
     assert "scratch" not in report
     executed = nbformat.read(out / "smoke" / "01_good.ipynb", as_version=4)
     assert executed.cells[-1].outputs[0]["text"].strip() == "smoke"
+
+
+def test_no_internal_jargon():
+    # Students cannot know what "the seed text" is: name the material itself.
+    places = [*NOTEBOOKS, *sorted((ROOT / "student").glob("*.ipynb")), ROOT / "README.md",
+              *sorted((ROOT / "docs").glob("*.md"))]
+    found = [p.relative_to(ROOT).as_posix() for p in places
+             if re.search(r"\bseed[ -](texts?|loops?|MLP|GAN|VAE|code|models?)\b", p.read_text(), re.I)]
+    assert not found, f"'seed text' (jargon) in {found}"
