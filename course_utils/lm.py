@@ -68,7 +68,7 @@ def _check_cond(cond, num_conditions: int, batch: int) -> None:
 
 
 class GRULanguageModel(nn.Module):
-    """The seed texts' model: Embedding -> GRU -> Linear (07 "The model").
+    """The Embedding -> GRU -> Dense model of Keras tutorials (07 "The model").
 
     Args:
         vocab_size: V, the number of characters.
@@ -117,15 +117,16 @@ class CausalSelfAttention(nn.Module):
     a_ij = softmax_j(s_ij), output sum_j a_ij v_j. The fast path calls
     ``F.scaled_dot_product_attention(is_causal=True)``; ``return_weights=True``
     computes the same thing by hand and also returns a (B, heads, T, T).
+    ``bias=False`` drops the biases of its two linear maps.
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.n_heads, self.dropout = n_heads, dropout
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = nn.Linear(d_model, d_model, bias=bias)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
         b, t, d = x.shape
@@ -145,14 +146,17 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x)).
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+    ``bias=False``: no biases in its linear maps and LayerNorms (nanoGPT's option).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(),
-                                 nn.Linear(4 * d_model, d_model), nn.Dropout(dropout))
+        self.ln1, self.ln2 = nn.LayerNorm(d_model, bias=bias), nn.LayerNorm(d_model, bias=bias)
+        self.attn = CausalSelfAttention(d_model, n_heads, dropout, bias)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model, bias=bias), nn.GELU(),
+                                 nn.Linear(4 * d_model, d_model, bias=bias), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False):
@@ -171,6 +175,8 @@ class TransformerLanguageModel(nn.Module):
         vocab_size: V. context: the longest input T it accepts (position table size).
         d_model, n_heads, n_layers, dropout: the usual sizes.
         num_conditions: as for :class:`GRULanguageModel`.
+        bias: ``False`` drops every bias (linear maps, LayerNorms, the output layer),
+            as nanoGPT's ``bias=False``.
 
     ``forward(x, state=None, cond=None, return_attention=False)``: x (B, T<=context)
     -> logits (B, T, V), None [, list of n_layers (B, heads, T, T) weights].
@@ -179,7 +185,8 @@ class TransformerLanguageModel(nn.Module):
     stateful = False
 
     def __init__(self, vocab_size: int, context: int = 128, d_model: int = 128, n_heads: int = 4,
-                 n_layers: int = 4, dropout: float = 0.0, num_conditions: int = 0):
+                 n_layers: int = 4, dropout: float = 0.0, num_conditions: int = 0,
+                 bias: bool = True):
         super().__init__()
         for v, n in [(vocab_size, "vocab_size"), (context, "context"), (d_model, "d_model"),
                      (n_heads, "n_heads"), (n_layers, "n_layers")]:
@@ -189,9 +196,9 @@ class TransformerLanguageModel(nn.Module):
         self.pos = nn.Embedding(context, d_model)
         self.cond_embed = nn.Embedding(num_conditions, d_model) if num_conditions else None
         self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, dropout) for _ in range(n_layers))
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, dropout, bias) for _ in range(n_layers))
+        self.ln = nn.LayerNorm(d_model, bias=bias)
+        self.head = nn.Linear(d_model, vocab_size, bias=bias)
         self.apply(self._init)
 
     @staticmethod
@@ -251,6 +258,7 @@ def train_lm(
     progress: bool = True,
     desc: str = "training",
     compile: bool | None = None,
+    decay_filter=None,
 ) -> dict:
     """Train ``model`` in place by next-character prediction; return its loss history.
 
@@ -268,6 +276,9 @@ def train_lm(
             end; returns a held-out loss (float) recorded in the history.
         generator: a ``torch.Generator`` on the data's device for the offsets.
         compile: ``torch.compile`` the model (``None``: ``$COURSE_COMPILE``, off by default).
+        decay_filter: ``f(name, parameter) -> bool``, the parameters ``weight_decay``
+            applies to (the rest get none); ``None``: all of them. nanoGPT decays the
+            matrices and embeddings only: ``lambda name, p: p.dim() >= 2``.
 
     Under ``torchrun`` it trains data-parallel (:mod:`course_utils.distributed`):
     every process draws the same global batch and keeps its shard of the rows
@@ -306,7 +317,16 @@ def train_lm(
         if rows_x.device != device:
             raise ValueError(f"data is on {rows_x.device} but the model is on {device}")
 
-    opt = make_optimizer("adamw", model.parameters(), lr=lr, weight_decay=weight_decay,
+    params = model.parameters()
+    if decay_filter is not None and not callable(decay_filter):
+        raise TypeError("decay_filter must be a function (name, parameter) -> bool or None, "
+                        f"got {type(decay_filter).__name__}")
+    if decay_filter is not None:  # two groups: decayed, and exempt from decay
+        named = [(decay_filter(n, p), p) for n, p in model.named_parameters()]
+        params = [g for g in ({"params": [p for d, p in named if d]},
+                              {"params": [p for d, p in named if not d], "weight_decay": 0.0})
+                  if g["params"]]
+    opt = make_optimizer("adamw", params, lr=lr, weight_decay=weight_decay,
                          betas=(0.9, 0.99))
     net = prepare_model(model, compile)  # DDP under torchrun, compiled if asked; else model
 

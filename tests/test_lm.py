@@ -212,3 +212,41 @@ def test_stateful_training_carries_the_state_between_windows():
     train_lm(m, CORPUS, steps=4, batch_size=2, seq_len=8, warmup=1, stateful=True,
              progress=False)
     assert m.got_state == [False, True, True, True]
+
+
+def test_transformer_without_biases():
+    kw = dict(context=8, d_model=16, n_heads=2, n_layers=2)
+    with_b, without = TransformerLanguageModel(5, **kw), TransformerLanguageModel(5, **kw, bias=False)
+    assert not [n for n, _ in without.named_parameters() if n.endswith("bias")]
+    n_bias = sum(p.numel() for n, p in with_b.named_parameters() if n.endswith("bias"))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(without) == count(with_b) - n_bias
+    logits, _ = without(torch.randint(5, (2, 8)))
+    assert logits.shape == (2, 8, 5)
+    # the default keeps the biases and the same initialisation as before the option existed
+    torch.manual_seed(0)
+    a = TransformerLanguageModel(5, **kw)
+    torch.manual_seed(0)
+    b = TransformerLanguageModel(5, **kw, bias=True)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_train_lm_decay_filter_exempts_parameters_from_weight_decay():
+    # Position rows beyond seq_len get zero gradients, so AdamW moves them only by weight decay.
+    def unused_rows(decay_filter):
+        torch.manual_seed(0)
+        m = TransformerLanguageModel(len(VOCAB), context=16, d_model=8, n_heads=2, n_layers=1)
+        before = m.pos.weight[8:].detach().clone()
+        train_lm(m, CORPUS, steps=5, batch_size=4, seq_len=8, lr=1e-2, weight_decay=0.5,
+                 warmup=1, decay_filter=decay_filter, progress=False)
+        return before, m.pos.weight[8:].detach()
+
+    before, after = unused_rows(None)  # the default: every parameter decays
+    assert (after.abs() < before.abs()).all()
+    before, after = unused_rows(lambda name, p: p.dim() >= 2)  # nanoGPT's rule: matrices decay
+    assert (after.abs() < before.abs()).all()
+    before, after = unused_rows(lambda name, p: name != "pos.weight")
+    assert torch.equal(after, before)
+    with pytest.raises(TypeError, match="decay_filter must be a function .* got str"):
+        train_lm(GRULanguageModel(len(VOCAB), 4, 8), CORPUS, steps=1, seq_len=8,
+                 decay_filter="2d", progress=False)
