@@ -196,7 +196,7 @@ def test_unrelated_batches_start_from_a_zero_state(kind):
     # Random corpus windows and rows (names) are unrelated to the previous batch: the GRU
     # must start each from zeros, as it is evaluated and sampled (the state used to leak).
     torch.manual_seed(0)
-    m = _RecordingGRU(VOCAB.size, embed_dim=8, hidden_size=16)
+    m = _RecordingGRU(len(VOCAB), embed_dim=8, hidden_size=16)
     if kind == "windows":
         data = CORPUS
     else:
@@ -207,7 +207,7 @@ def test_unrelated_batches_start_from_a_zero_state(kind):
 
 def test_stateful_training_carries_the_state_between_windows():
     torch.manual_seed(0)
-    m = _RecordingGRU(VOCAB.size, embed_dim=8, hidden_size=16)
+    m = _RecordingGRU(len(VOCAB), embed_dim=8, hidden_size=16)
     # 800 ids in 2 streams of 400: 49 windows of 8, so 4 steps never wrap around
     train_lm(m, CORPUS, steps=4, batch_size=2, seq_len=8, warmup=1, stateful=True,
              progress=False)
