@@ -126,18 +126,22 @@ ADVICE = ("A lower learning rate (lr) or gradient clipping usually helps; rebuil
           "(its weights are no longer finite) before training again.")
 
 
-def check_loss(values: Iterable[float], where: str, last: float | None) -> None:
+def check_loss(values: Iterable[float], where: str, last: float | str | None) -> None:
     """Raise :class:`DivergenceError` if a logged loss is not finite.
 
     Args:
         values: the losses read at this logging sync (floats).
         where: when it happened, e.g. ``"in steps 51-100 (of 200)"``.
-        last: the last finite loss logged before, or ``None``.
+        last: the last finite loss logged before (a float, or a description such as
+            ``"D 1.2, G 0.8"``), or ``None``.
     """
     if all(math.isfinite(v) for v in values):
         return
-    before = (f"the last finite loss was {last:.4g}" if last is not None
-              else "no finite loss was logged before")
+    if last is None:
+        before = "no finite loss was logged before"
+    else:
+        before = f"the last finite loss was {last:.4g}" if isinstance(last, float) else (
+            f"the last finite losses were {last}")
     raise DivergenceError(f"training diverged: the loss became NaN or infinite {where}; "
                           f"{before}. {ADVICE}")
 
