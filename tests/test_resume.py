@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils import checkpoint, lm, resume, vae
+from course_utils import checkpoint, classifier, gan, lm, resume, toy, vae
 from course_utils.text import IGNORE_INDEX
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models
@@ -188,3 +188,73 @@ def test_checkpoint_dir_variable_moves_relative_paths(tmp_path, monkeypatch):
     checkpoint.load_or_train(net, "../checkpoints/net.pt", lambda: {"n": 1})
     assert (tmp_path / "drive" / "net.pt").is_file()
     assert checkpoint.load_checkpoint(nn.Linear(2, 2), "checkpoints/net.pt") == {"n": 1}
+
+
+# ----------------------------------------------------------------------------- GANs, classifier
+def gan_run(folder=None, callback=None):
+    torch.manual_seed(0)
+    x = torch.rand(12, 1, 28, 28)
+    G, D = gan.MLPGenerator(latent_dim=4, hidden=(8,)), gan.MLPDiscriminator(hidden=(8,))
+    hist = gan.train_gan(G, D, x, epochs=4, batch_size=4, log_every=2, fixed_z=torch.randn(2, 4),
+                         progress=False, callback=callback, resume=folder)
+    return nn.ModuleDict({"G": G, "D": D}), hist
+
+
+def stop_at(epoch):
+    def callback(e):
+        if e == epoch:
+            raise KeyboardInterrupt
+    return callback
+
+
+def test_interrupted_image_gan_resumes_bit_for_bit(tmp_path, every_sync, capsys):
+    ref, ref_hist = gan_run()
+    with pytest.raises(KeyboardInterrupt):
+        gan_run(tmp_path, callback=stop_at(3))  # epoch 3 ends before its save
+    pair, hist = gan_run(tmp_path)
+    assert "resuming from epoch 2 of 4" in capsys.readouterr().out
+    assert same_weights(pair, ref)
+    assert hist.keys() == ref_hist.keys()
+    for k in ("D", "G", "D(x)", "D(G(z))"):
+        assert hist[k] == ref_hist[k]
+    assert [(e, t.tolist()) for e, t in hist["snapshots"]] == [
+        (e, t.tolist()) for e, t in ref_hist["snapshots"]]
+
+
+def toy_run(folder=None, callback=None):
+    torch.manual_seed(0)
+    G, D = gan.ToyGenerator(hidden=4, depth=1), gan.ToyDiscriminator(hidden=4, depth=1)
+    hist = gan.train_toy_gan(toy.ring(), G, D, steps=12, batch_size=8, log_every=3,
+                             snapshot_at=(7,), n_snapshot=4, callback=callback, progress=False,
+                             resume=folder)
+    return nn.ModuleDict({"G": G, "D": D}), hist
+
+
+def test_interrupted_toy_gan_resumes_bit_for_bit(tmp_path, every_sync, capsys):
+    ref, ref_hist = toy_run()
+    with pytest.raises(KeyboardInterrupt):
+        toy_run(tmp_path, callback=stop_at(7))
+    pair, hist = toy_run(tmp_path)
+    assert "resuming from step 6 of 12" in capsys.readouterr().out
+    assert same_weights(pair, ref)
+    assert {k: v for k, v in hist.items() if k != "snapshots"} == {
+        k: v for k, v in ref_hist.items() if k != "snapshots"}
+    assert torch.equal(hist["snapshots"][7], ref_hist["snapshots"][7])
+
+
+def test_interrupted_classifier_resumes_bit_for_bit(tmp_path, monkeypatch, every_sync, capsys):
+    def run(folder=None):
+        torch.manual_seed(0)
+        m = classifier.MNISTClassifier(width=2, n_features=4)
+        x, y = torch.rand(60, 1, 28, 28), torch.randint(0, 10, (60,))
+        return m, classifier.train_classifier(m, x, y, epochs=3, batch_size=1, progress=False,
+                                              resume=folder)
+
+    ref, ref_hist = run()
+    interrupt_after(monkeypatch, classifier.F, "cross_entropy", calls=60 + 55)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path)
+    monkeypatch.undo()
+    m, hist = run(tmp_path)
+    assert "resuming from epoch 1 of 3" in capsys.readouterr().out
+    assert same_weights(m, ref) and hist == ref_hist and len(hist["loss"]) == 3
