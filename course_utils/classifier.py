@@ -70,10 +70,15 @@ class MNISTClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Check images (N, 1, 28, 28) once (finite, in [0, 1]) and move them to the model's device."""
+def _images(model: nn.Module, images: torch.Tensor, training: bool = True) -> torch.Tensor:
+    """Check images (N, 1, 28, 28) once and move them to the model's device.
+
+    Finite values always; in [0, 1] for training (predicting on other images is allowed:
+    lecture 03 shows what [-1, 1] inputs do to the accuracy).
+    """
     check_tensor(images, "images", shape=(None, *IMAGE_SHAPE), floating=True)
-    return check_values(images.to(next(model.parameters()).device), "images", 0, 1, hint=(
+    low, high = (0, 1) if training else (None, None)
+    return check_values(images.to(next(model.parameters()).device), "images", low, high, hint=(
         "the classifier reads pixel intensities in [0, 1], as load_mnist gives them: "
         "divide bytes by 255, or use (x + 1) / 2 for images in [-1, 1]"))
 
@@ -162,8 +167,11 @@ def train_classifier(
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted digits (N,) int64 for images (N, 1, 28, 28) in [0, 1] (moved to the model)."""
-    images = _images(model, images)
+    """Predicted digits (N,) int64 for images (N, 1, 28, 28) in [0, 1] (moved to the model).
+
+    Images must be finite and not empty; values outside [0, 1] are scored as given.
+    """
+    images = _images(model, images, training=False)
     was_training = model.training
     model.eval()
     out = torch.cat(

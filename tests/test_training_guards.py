@@ -241,3 +241,12 @@ def test_scale_loss_weighs_padded_shards_by_their_targets(monkeypatch):
     torch.testing.assert_close(avg, whole)
     torch.testing.assert_close(g_avg, g_whole)
     assert not torch.allclose(rows, whole)  # weighting by rows was not exact
+
+
+def test_classifier_predicts_on_out_of_range_images_as_lecture_03_shows():
+    torch.manual_seed(0)
+    m = classifier.MNISTClassifier(width=2, n_features=4)
+    x = images(4)
+    assert 0 <= classifier.accuracy(m, x * 2 - 1, torch.zeros(4, dtype=torch.long)) <= 1
+    with pytest.raises(ValueError, match="images is empty"):
+        classifier.predict(m, torch.zeros(0, 1, 28, 28))
