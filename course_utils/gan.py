@@ -382,7 +382,7 @@ class _Conditional(nn.Module):
 class MLPGenerator(_Conditional):
     """Fully connected generator: z (N, latent_dim) [+ labels (N,)] -> images (N, 1, 28, 28).
 
-    ``hidden=(128, 256)`` is the seed text's 100->128->256->784 network,
+    ``hidden=(128, 256)`` is the 100->128->256->784 network of the widely copied tutorial GAN,
     ``(256, 512, 1024)`` its wider one. LeakyReLU(0.2) hidden layers, Tanh output.
     """
 
@@ -405,7 +405,7 @@ class MLPGenerator(_Conditional):
 class MLPDiscriminator(_Conditional):
     """Fully connected discriminator: images (N, 1, 28, 28) [+ labels] -> logits (N,).
 
-    ``hidden=(512, 256)`` is the seed text's 784->512->256->1 network (there
+    ``hidden=(512, 256)`` is that tutorial's 784->512->256->1 network (there
     with a Sigmoid: here logits), ``(1024, 512, 256)`` with dropout its wider one.
     """
 

@@ -69,7 +69,7 @@ def _check_cond(cond, num_conditions: int, batch: int) -> None:
 
 
 class GRULanguageModel(nn.Module):
-    """The seed texts' model: Embedding -> GRU -> Linear (07 "The model").
+    """The Embedding -> GRU -> Linear text generator common in Keras tutorials (07 "The model").
 
     Args:
         vocab_size: V, the number of characters.
