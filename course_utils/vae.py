@@ -5,7 +5,7 @@ Lecture 04 (``notebooks/04_vae_theory.ipynb``) derives everything here; lecture 
 then uses this module. Contents:
 
 - :func:`gaussian_kl`         closed-form KL(N(mu, diag(exp(logvar))) || N(0, I)) (lecture 04)
-- :class:`VAE`, :class:`CVAE` the classic 784-400-20 model of the PyTorch examples and its conditional version
+- :class:`VAE`, :class:`CVAE` the 784-400-20 VAE of the PyTorch examples, and a conditional one
 - :func:`vae_loss`            reconstruction (Bernoulli cross-entropy) + beta * KL, per image
 - :func:`train_vae`           Adam over on-device batches, a progress bar, a loss history
 - :func:`evaluate_vae`        the test loss the pytorch/examples VAE prints
@@ -78,7 +78,7 @@ def _flat(x: torch.Tensor, in_dim: int, name: str = "x") -> torch.Tensor:
 
 
 class VAE(nn.Module):
-    """The classic VAE of the PyTorch examples: 784 -> 400 -> (20 means, 20 log-variances) -> 400 -> 784.
+    """The VAE of the PyTorch examples: 784 -> 400 -> (20 means, 20 log-variances) -> 400 -> 784.
 
     ``decode`` ends in a sigmoid (pixel intensities); training uses the logits
     from ``decode_logits`` with ``binary_cross_entropy_with_logits``, which is
