@@ -6,7 +6,7 @@ the share of a conditional GAN's samples classified as the requested digit,
 and the class histogram of an unconditional GAN's samples. Lecture 09 reuses
 its penultimate features for FID and its probabilities for the Inception Score.
 
-Architecture (about 0.1 M parameters, >= 98% test accuracy after one or two
+Architecture (206,922 parameters, >= 98% test accuracy after one or two
 epochs on a CPU)::
 
     (N, 1, 28, 28) -> conv 3x3 (16) -> ReLU -> maxpool -> 14x14
