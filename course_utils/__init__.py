@@ -7,6 +7,7 @@ they share.  One concept per module:
 - :mod:`course_utils.profiles`   the smoke/full budget switch
 - :mod:`course_utils.data`       bundled datasets (checksummed) and on-device batches
 - :mod:`course_utils.checkpoint` atomic state_dict checkpoints
+- :mod:`course_utils.resume`     resume files: an interrupted training continues where it stopped
 - :mod:`course_utils.plotting`   image grids, 2-D scatter/density, training curves
 - :mod:`course_utils.checks`     argument validation with clear error messages
 - :mod:`course_utils.toy`        toy 1-D/2-D mixtures and mode-coverage metrics (lecture 02)

@@ -36,6 +36,26 @@ def _check_module(model: object) -> nn.Module:
     return model
 
 
+def atomic_save(payload: dict, path: str | os.PathLike) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over the target (parent folders are created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is shareable
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta) -> Path:
     """Save ``model.state_dict()`` (moved to the CPU) and ``meta`` to ``path``, atomically.
 
@@ -51,26 +71,15 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta) -> Path:
         return the path without writing: every rank holds the same weights).
     """
     from course_utils import distributed
+    from course_utils.resume import checkpoint_path
 
     _check_module(model)
-    path = Path(path)
+    path = checkpoint_path(path)
     if not distributed.is_main():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "model": type(model).__name__, "state_dict": state, "meta": meta}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is shareable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_save(payload, path)
     return path
 
 
@@ -104,8 +113,10 @@ def load_checkpoint(
             from another architecture (class name, parameter names or shapes
             differ; the message lists the differences).
     """
+    from course_utils.resume import checkpoint_path
+
     _check_module(model)
-    path = Path(path)
+    path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if map_location is None:
@@ -141,10 +152,27 @@ def load_or_train(model: nn.Module, path: str | os.PathLike, train, retrain: boo
     with the weights and returned either way. A checkpoint from another
     architecture raises :class:`CheckpointError` rather than being silently
     overwritten; delete the file or pass ``retrain=True``.
+
+    The course's training functions called inside ``train`` keep resume files in
+    ``<path>.resume/`` and continue from them when the call runs again after an
+    interruption; that folder is removed once the final checkpoint is written
+    (:mod:`course_utils.resume`). ``$COURSE_CHECKPOINT_DIR`` moves relative paths
+    (:func:`course_utils.resume.checkpoint_path`). Weights that are not finite are
+    never saved: :class:`course_utils.engine.DivergenceError`.
     """
-    path = Path(path)
+    import shutil
+
+    from course_utils import distributed, resume
+    from course_utils.engine import check_finite_weights
+
+    path = resume.checkpoint_path(path)
     if path.exists() and not retrain:
         return load_checkpoint(model, path)
-    meta = train() or {}
+    folder = resume.resume_folder(path)
+    with resume.resume_into(folder):
+        meta = train() or {}
+    check_finite_weights(model, f"not saving {path}")
     save_checkpoint(model, path, **meta)
+    if distributed.is_main():
+        shutil.rmtree(folder, ignore_errors=True)
     return meta

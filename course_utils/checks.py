@@ -8,6 +8,7 @@ PyTorch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -68,3 +69,71 @@ def check_positive(value: float, name: str, integer: bool = False) -> float:
     if isinstance(value, bool) or not ok_type or not value > 0:
         raise ValueError(f"{name} must be a positive {kind}, got {value!r}")
     return value
+
+
+def check_values(x: torch.Tensor, name: str, low: float | None = None,
+                 high: float | None = None, hint: str = "") -> torch.Tensor:
+    """Check that a floating-point tensor holds only finite values in [low, high]; return it.
+
+    One pass over ``x`` (``torch.aminmax`` propagates NaN, so it also finds
+    non-finite values) and one host sync: call it once per training run, not per
+    step. ``hint`` is appended to the range error (e.g. how to rescale).
+
+    Raises:
+        ValueError: ``x`` is empty, holds NaN or infinite values, or values
+            outside [low, high].
+    """
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): there is nothing to train on")
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = int((~torch.isfinite(x.detach())).sum())
+        raise ValueError(
+            f"{name} must hold finite values, got {bad} NaN or infinite value(s) of {x.numel()}"
+        )
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        a, b = ("-inf" if low is None else f"{low:g}"), ("inf" if high is None else f"{high:g}")
+        want = f"[{a}, {b}]"
+        raise ValueError(
+            f"{name} must hold values in {want}, got values in [{lo:g}, {hi:g}]"
+            + (f"; {hint}" if hint else "")
+        )
+    return x
+
+
+def check_ids(t: torch.Tensor, name: str, size: int, what: str, allow: int | None = None) -> None:
+    """Check that integer ids ``t`` lie in 0..size-1 (``allow``: one more accepted value).
+
+    ``what`` names the limit, e.g. ``"vocab_size"``. One host sync; call once per run.
+
+    Raises:
+        ValueError: some id is outside 0..size-1 (and is not ``allow``).
+    """
+    if t.numel() == 0:
+        return
+    v = t if allow is None else t[t != allow]
+    if v.numel() == 0:
+        return
+    lo, hi = (int(a) for a in torch.aminmax(v))
+    if lo < 0 or hi >= size:
+        extra = f" (or {allow}, the padding)" if allow is not None else ""
+        raise ValueError(
+            f"{name} must lie in 0..{size - 1}{extra} (the model's {what} is {size}), "
+            f"got values in {lo}..{hi}"
+        )
+
+
+def check_min_rows(n: int, name: str, need: int, why: str) -> None:
+    """Check that a data set of ``n`` rows has at least ``need`` (``why`` says what for)."""
+    if n < need:
+        raise ValueError(f"{name} has {n} example(s), fewer than {need} ({why})")
+
+
+def to_device(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """``t`` moved to ``device`` (the model's), once per call: the course's one device rule.
+
+    Every training and evaluation function moves its data to the model's device
+    at the start (a no-op when it is already there), then slices batches there.
+    ``None`` stays ``None``.
+    """
+    return None if t is None else t.to(device)

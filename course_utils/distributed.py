@@ -17,7 +17,8 @@ The script calls :func:`init` once (before building models); after that,
   gradients over processes during ``backward`` (gloo on CPUs, NCCL on GPUs);
   each process scales its loss by ``W * n_local / n_global`` so that the
   average is exactly the gradient of the global batch's mean loss, even when
-  the shards are unequal;
+  the shards are unequal (n counts rows, or the non-padding targets of padded
+  rows: :func:`count_targets`);
 - so every process applies the same update, and the parameters stay
   identical on every rank; losses are summed over ranks for the history;
 - only rank 0 shows progress bars and writes checkpoints (:func:`is_main`).
@@ -117,16 +118,28 @@ def shard(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     return tuple(None if t is None else t.tensor_split(w)[r] for t in tensors)
 
 
-def scale_loss(loss: torch.Tensor, n_local: int, n_global: int) -> torch.Tensor:
+def scale_loss(loss: torch.Tensor, n_local, n_global) -> torch.Tensor:
     """A local mean loss, scaled so that DDP's gradient average is the global mean's gradient.
 
     DDP averages gradients over W processes, so process r's mean over its
-    n_local rows is multiplied by ``W * n_local / n_global``. Not distributed:
-    ``loss`` itself, untouched.
+    n_local terms is multiplied by ``W * n_local / n_global``. The counts are of
+    whatever the mean runs over: rows, or, for padded targets, the targets that are
+    not ignored (:func:`count_targets`; ints or device tensors, so no sync). Not
+    distributed: ``loss`` itself, untouched.
     """
     if not is_distributed():
         return loss
     return loss * (world_size() * n_local / n_global)
+
+
+def count_targets(y: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """How many targets of ``y`` (any shape) a mean cross-entropy averages over: a () tensor.
+
+    Those not equal to ``ignore_index``; counted on the device (no host sync). With padded
+    rows, ``scale_loss(loss, count_targets(y_shard), count_targets(y_batch))`` makes the
+    processes' average exactly the gradient of the whole batch's mean over its targets.
+    """
+    return (y != ignore_index).sum()
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

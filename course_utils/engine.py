@@ -16,6 +16,9 @@ rest, so that each loop asks for it in one line:
   lecture-length run gains. Switch it on with ``compile=True`` or the
   environment variable ``COURSE_COMPILE=1``.
 - :func:`to_memory_format`: put a batch in the model's memory format.
+- :func:`check_loss`: at a logging sync, stop with :class:`DivergenceError` when the
+  interval's loss is NaN or infinite (the loss sums kept on the device already carry
+  the flag: one NaN step makes the interval's sum NaN, so no extra sync is needed).
 
 Mixed precision (bfloat16 autocast on CUDA) is :func:`course_utils.devices.autocast`;
 multi-process training is :mod:`course_utils.distributed`.
@@ -23,6 +26,7 @@ multi-process training is :mod:`course_utils.distributed`.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 
@@ -112,3 +116,39 @@ def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: the loss (or the weights) became NaN or infinite."""
+
+
+ADVICE = ("A lower learning rate (lr) or gradient clipping usually helps; rebuild the model "
+          "(its weights are no longer finite) before training again.")
+
+
+def check_loss(values: Iterable[float], where: str, last: float | str | None) -> None:
+    """Raise :class:`DivergenceError` if a logged loss is not finite.
+
+    Args:
+        values: the losses read at this logging sync (floats).
+        where: when it happened, e.g. ``"in steps 51-100 (of 200)"``.
+        last: the last finite loss logged before (a float, or a description such as
+            ``"D 1.2, G 0.8"``), or ``None``.
+    """
+    if all(math.isfinite(v) for v in values):
+        return
+    if last is None:
+        before = "no finite loss was logged before"
+    else:
+        before = f"the last finite loss was {last:.4g}" if isinstance(last, float) else (
+            f"the last finite losses were {last}")
+    raise DivergenceError(f"training diverged: the loss became NaN or infinite {where}; "
+                          f"{before}. {ADVICE}")
+
+
+def check_finite_weights(model: nn.Module, what: str) -> None:
+    """Raise :class:`DivergenceError` if a parameter or buffer of ``model`` is not finite."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DivergenceError(f"{what}: {type(model).__name__}.{name} holds NaN or infinite "
+                                  f"values (training diverged). {ADVICE}")

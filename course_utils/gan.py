@@ -28,9 +28,23 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.checks import check_choice, check_positive, check_tensor
+from course_utils.checks import (
+    check_choice,
+    check_ids,
+    check_min_rows,
+    check_positive,
+    check_tensor,
+    check_values,
+)
 from course_utils.devices import autocast
-from course_utils.engine import make_optimizer, prepare_model, to_memory_format, uses_channels_last
+from course_utils.engine import (
+    check_loss,
+    make_optimizer,
+    prepare_model,
+    to_memory_format,
+    uses_channels_last,
+)
+from course_utils.resume import Resumer
 
 G_LOSSES = ("non_saturating", "saturating")
 IMAGE_SHAPE = (1, 28, 28)
@@ -110,10 +124,22 @@ def gan_step(
         )
 
 
-def _history_append(history: dict, total: torch.Tensor, count: int) -> None:
+def _history_append(history: dict, total: torch.Tensor, count: int, step: int,
+                    steps: int) -> None:
+    """Log the means of the last ``count`` steps (ending at ``step`` of ``steps``), or stop
+    with :class:`course_utils.engine.DivergenceError` if one is NaN or infinite."""
     means = (total / count).tolist()  # one synchronisation per logging interval
+    last = f"D {history['D'][-1]:.4g}, G {history['G'][-1]:.4g}" if history["D"] else None
+    check_loss(means, f"in steps {step - count + 1}-{step} (of {steps})", last)
     for key, v in zip(("D", "G", "D(x)", "D(G(z))"), means, strict=True):
         history[key].append(v)
+
+
+def _same_device(G: nn.Module, D: nn.Module) -> torch.device:
+    device, d_device = next(G.parameters()).device, next(D.parameters()).device
+    if device != d_device:
+        raise ValueError(f"G and D must be on one device; G is on {device}, D on {d_device}")
+    return device
 
 
 # --------------------------------------------------------------------------- toy models
@@ -232,6 +258,7 @@ def train_toy_gan(
     log_every: int = 50,
     progress: bool = True,
     callback: Callable[[int], None] | None = None,
+    resume=None,
 ) -> dict:
     """Train toy GANs (all ``G.n_models`` seeds at once) on a :class:`course_utils.toy.Mixture`.
 
@@ -245,16 +272,29 @@ def train_toy_gan(
         losses averaged over models and over each ``log_every`` steps.
         ``callback(step)``, if given, is called at each step in ``snapshot_at``
         (to draw the discriminator as training goes, for example).
+
+    A NaN or infinite loss stops the run at the next logging sync
+    (:class:`course_utils.engine.DivergenceError`). ``resume``: a folder for resume files
+    (``None``: the one :func:`course_utils.load_or_train` sets, else none); an interrupted
+    run continues from its last one (:mod:`course_utils.resume`).
     """
     check_positive(steps, "steps", integer=True)
     check_positive(batch_size, "batch_size", integer=True)
+    check_positive(lr, "lr")
+    check_positive(log_every, "log_every", integer=True)
     check_choice(loss, "generator loss", G_LOSSES)
+    check_tensor(getattr(dist, "means", None), "dist.means", shape=(None, None), floating=True)
+    check_values(dist.means, "dist.means")
+    check_positive(dist.std, "dist.std")
+    if batch_size % D.pack:
+        raise ValueError(f"batch_size must be divisible by D.pack = {D.pack} (the discriminator "
+                         f"judges packs of {D.pack} samples), got {batch_size}")
     if G.n_models != D.n_models or G.out_dim != dist.dim or D.in_dim != dist.dim:
         raise ValueError(
             f"G ({G.n_models} models, out_dim {G.out_dim}), D ({D.n_models} models, in_dim "
             f"{D.in_dim}) and the data (dim {dist.dim}) do not match"
         )
-    device = next(G.parameters()).device
+    device = _same_device(G, D)
     opt_g = make_optimizer("adam", G.parameters(), lr=lr, betas=betas)
     opt_d = make_optimizer("adam", D.parameters(), lr=lr, betas=betas)
     scheds = [
@@ -265,20 +305,33 @@ def train_toy_gan(
     s = G.n_models
     history = {"D": [], "G": [], "D(x)": [], "D(G(z))": [], "snapshots": {}}
     total, count = torch.zeros(4, device=device), 0
-    for step in tqdm(range(1, steps + 1), disable=not progress, leave=False, desc="toy GAN"):
+    res = Resumer("train_toy_gan", resume, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+                  {"G": scheds[0], "D": scheds[1]}, total=steps, settings=dict(
+                      means=dist.means, std=dist.std, steps=steps, batch_size=batch_size,
+                      lr=lr, betas=betas, loss=loss, lr_decay=lr_decay, log_every=log_every,
+                      snapshot_at=snapshot_at, n_snapshot=n_snapshot))
+    saved = res.restore()
+    done = 0 if saved is None else saved["done"]
+    history = history if saved is None else saved["history"]
+    for step in tqdm(range(done + 1, steps + 1), initial=done, total=steps, disable=not progress,
+                     leave=False, desc="toy GAN"):
         k = torch.randint(len(means), (s, batch_size), device=device)
         real = means[k] + dist.std * torch.randn(s, batch_size, dist.dim, device=device)
         total += gan_step(G, D, opt_g, opt_d, real, G.sample_z(batch_size, device), loss=loss)
         for sched in scheds:
             sched.step()
         count += 1
-        if step % log_every == 0 or step == steps:
-            _history_append(history, total, count)
+        logged = step % log_every == 0 or step == steps
+        if logged:
+            _history_append(history, total, count, step, steps)
             total, count = torch.zeros(4, device=device), 0
         if step in snapshot_at:
             history["snapshots"][step] = toy_samples(G, n_snapshot)
             if callback is not None:
                 callback(step)
+        if logged:
+            res.save(step, history)
+    res.finish()
     return history
 
 
@@ -329,7 +382,7 @@ class _Conditional(nn.Module):
 class MLPGenerator(_Conditional):
     """Fully connected generator: z (N, latent_dim) [+ labels (N,)] -> images (N, 1, 28, 28).
 
-    ``hidden=(128, 256)`` is the seed text's 100->128->256->784 network,
+    ``hidden=(128, 256)`` is the 100->128->256->784 network of the widely copied tutorial GAN,
     ``(256, 512, 1024)`` its wider one. LeakyReLU(0.2) hidden layers, Tanh output.
     """
 
@@ -352,7 +405,7 @@ class MLPGenerator(_Conditional):
 class MLPDiscriminator(_Conditional):
     """Fully connected discriminator: images (N, 1, 28, 28) [+ labels] -> logits (N,).
 
-    ``hidden=(512, 256)`` is the seed text's 784->512->256->1 network (there
+    ``hidden=(512, 256)`` is that tutorial's 784->512->256->1 network (there
     with a Sigmoid: here logits), ``(1024, 512, 256)`` with dropout its wider one.
     """
 
@@ -463,6 +516,7 @@ def train_gan(
     progress: bool = True,
     callback: Callable[[int], None] | None = None,
     compile: bool | None = None,
+    resume=None,
 ) -> dict:
     """Train an image GAN (lecture 03) on ``images`` (N, 1, 28, 28) in [0, 1].
 
@@ -477,6 +531,13 @@ def train_gan(
             ``snapshot_every`` epochs (and before training), to show progress.
         fixed_labels: (M,) labels for ``fixed_z`` (conditional models).
         callback: called with the epoch number after each epoch.
+        resume: a folder for resume files (``None``: the one :func:`course_utils.load_or_train`
+            sets, else none); an interrupted run continues from the last epoch saved
+            (:mod:`course_utils.resume`).
+
+    The data are checked once (finite, in [0, 1], at least one full batch, labels in
+    range) and moved to G's device once; a NaN or infinite loss stops the run at the
+    next logging sync (:class:`course_utils.engine.DivergenceError`).
 
     Returns:
         ``{"D": [...], "G": [...], "D(x)": [...], "D(G(z))": [...],
@@ -487,15 +548,23 @@ def train_gan(
 
     check_tensor(images, "images", shape=(None, *IMAGE_SHAPE), floating=True)
     check_positive(epochs, "epochs", integer=True)
+    check_positive(batch_size, "batch_size", integer=True)
+    check_positive(lr, "lr")
+    check_positive(log_every, "log_every", integer=True)
     check_choice(loss, "generator loss", G_LOSSES)
+    device = _same_device(G, D)
+    images = check_values(images.to(device), "images", 0, 1, hint=(
+        "train_gan takes images in [0, 1], as load_mnist gives them, and rescales them to "
+        "the generator's [-1, 1]: divide bytes by 255, or use (x + 1) / 2"))
+    check_min_rows(len(images), "images", batch_size,
+                   "one full batch of batch_size: train_gan drops an incomplete last batch")
     n_classes = getattr(G, "n_classes", 0)
     if n_classes:
         if labels is None:
             raise ValueError("a conditional GAN needs labels (N,) for the images")
         check_tensor(labels, "labels", shape=(len(images),), dtype=torch.int64)
-        if int(labels.min()) < 0 or int(labels.max()) >= n_classes:  # checked once, here
-            raise ValueError(f"labels must be in 0..{n_classes - 1}")
-    device = images.device
+        labels = labels.to(device)
+        check_ids(labels, "labels", n_classes, "n_classes")  # checked once, here
     opt_g = make_optimizer("adam", G.parameters(), lr=lr, betas=betas)
     opt_d = make_optimizer("adam", D.parameters(), lr=lr, betas=betas)
     # channels_last on CUDA, compiled if asked; one process only: data-parallel GAN training
@@ -518,28 +587,44 @@ def train_gan(
 
     G.train()
     D.train()
-    snapshot(0)
+    per_epoch = len(images) // batch_size
+    res = Resumer("train_gan", resume, {"G": G, "D": D}, {"G": opt_g, "D": opt_d},
+                  total=epochs, unit="epoch", settings=dict(
+                      images=images, labels=labels if n_classes else None, epochs=epochs,
+                      batch_size=batch_size, lr=lr, betas=betas, loss=loss, fixed_z=fixed_z,
+                      fixed_labels=fixed_labels, snapshot_every=snapshot_every,
+                      log_every=log_every))
+    saved = res.restore()
+    total, count, step, done = torch.zeros(4, device=device), 0, 0, 0
+    if saved is None:
+        snapshot(0)
+    else:
+        history, done = saved["history"], saved["done"]
+        total, count = saved["extra"]["total"].to(device), saved["extra"]["count"]
+        step = done * per_epoch
     tensors = (images,) if not n_classes else (images, labels)
-    total, count = torch.zeros(4, device=device), 0
-    bar = tqdm(total=epochs * -(-len(images) // batch_size), disable=not progress,
-               leave=False, desc=type(G).__name__)
-    for epoch in range(1, epochs + 1):
+    bar = tqdm(total=epochs * -(-len(images) // batch_size), initial=done * per_epoch,
+               disable=not progress, leave=False, desc=type(G).__name__)
+    for epoch in range(done + 1, epochs + 1):
         for batch in batches(*tensors, batch_size=batch_size, drop_last=True):
             real = to_memory_format(batch[0] * 2 - 1, channels_last)  # [0, 1] -> [-1, 1]
             z = torch.randn(len(real), G.latent_dim, device=device)
             total += gan_step(G_net, D_net, opt_g, opt_d, real, z, *batch[1:], loss=loss)
             count += 1
+            step += 1
             if count == log_every:
-                _history_append(history, total, count)
+                _history_append(history, total, count, step, epochs * per_epoch)
                 total, count = torch.zeros(4, device=device), 0
             bar.update()
         if epoch % snapshot_every == 0 or epoch == epochs:
             snapshot(epoch)
         if callback is not None:
             callback(epoch)
+        res.save(epoch, history, {"total": total, "count": count})
     bar.close()
     if count:
-        _history_append(history, total, count)
+        _history_append(history, total, count, step, epochs * per_epoch)
+    res.finish()
     G.eval()
     D.eval()
     return history

@@ -39,9 +39,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils import distributed
-from course_utils.checks import check_positive, check_tensor
+from course_utils.checks import check_ids, check_positive, check_tensor
 from course_utils.devices import autocast
-from course_utils.engine import make_optimizer, prepare_model
+from course_utils.engine import check_loss, make_optimizer, prepare_model
+from course_utils.resume import Resumer
 from course_utils.text import BOUNDARY, IGNORE_INDEX, CharVocab, sample_next
 
 __all__ = [
@@ -68,7 +69,7 @@ def _check_cond(cond, num_conditions: int, batch: int) -> None:
 
 
 class GRULanguageModel(nn.Module):
-    """The Embedding -> GRU -> Dense model of Keras tutorials (07 "The model").
+    """The Embedding -> GRU -> Dense text generator common in Keras tutorials (07 "The model").
 
     Args:
         vocab_size: V, the number of characters.
@@ -228,7 +229,21 @@ class TransformerLanguageModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------- training
-def _rows(data, device):
+def _corpus(data: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Check a (N,) corpus once (ids in 0..V-1) and move it to the model's device."""
+    check_tensor(data, "data", shape=(None,), dtype=torch.long)
+    data = data.to(next(model.parameters()).device)
+    if getattr(model, "vocab_size", None):
+        check_ids(data, "token ids in data", model.vocab_size, "vocab_size")
+    return data
+
+
+def _rows(data, model: nn.Module):
+    """Check rows ``(x, y[, cond])`` once and move them to the model's device.
+
+    x (N, L) ids in 0..V-1; y (N, L) the same or ``IGNORE_INDEX``, at least one target
+    per row; cond (N,) in 0..num_conditions-1.
+    """
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise TypeError("data must be a (N,) corpus tensor or a tuple (x, y) / (x, y, cond)")
     x, y = data[0], data[1]
@@ -237,6 +252,20 @@ def _rows(data, device):
     cond = data[2] if len(data) == 3 else None
     if cond is not None:
         check_tensor(cond, "cond", shape=(len(x),), dtype=torch.long)
+    if len(x) == 0 or x.shape[1] == 0:
+        raise ValueError(f"the rows are empty (x has shape {tuple(x.shape)}): nothing to train on")
+    device = next(model.parameters()).device
+    x, y, cond = x.to(device), y.to(device), None if cond is None else cond.to(device)
+    vocab = getattr(model, "vocab_size", None)
+    if vocab:
+        check_ids(x, "token ids in x", vocab, "vocab_size")
+        check_ids(y, "target ids in y", vocab, "vocab_size", allow=IGNORE_INDEX)
+    empty = int(((y != IGNORE_INDEX).sum(1) == 0).sum())
+    if empty:
+        raise ValueError(f"{empty} row(s) of y have no target (every entry is the padding "
+                         f"{IGNORE_INDEX}); each row needs at least one")
+    if cond is not None and getattr(model, "num_conditions", 0):
+        check_ids(cond, "cond", model.num_conditions, "num_conditions")
     return x, y, cond
 
 
@@ -259,15 +288,18 @@ def train_lm(
     desc: str = "training",
     compile: bool | None = None,
     decay_filter=None,
+    resume=None,
 ) -> dict:
     """Train ``model`` in place by next-character prediction; return its loss history.
 
     AdamW with a linear warm-up and a cosine decay to 10% of ``lr``, gradient
-    clipping, cross-entropy on every target (padding skipped).
+    clipping, cross-entropy on every target (padding skipped). The data are checked
+    once (ids within the vocabulary and conditions, a target in every row) and moved
+    to the model's device once; a NaN or infinite loss stops the run at the next
+    logging sync (:class:`course_utils.engine.DivergenceError`).
 
     Args:
-        data: a (N,) int64 corpus or a tuple of rows (see the module docstring),
-            on the device the model is on.
+        data: a (N,) int64 corpus or a tuple of rows (see the module docstring).
         steps: optimiser steps. batch_size: B windows or rows per step.
         seq_len: T, window length (corpus only).
         stateful: read the corpus as B parallel streams in order, carrying the
@@ -279,6 +311,9 @@ def train_lm(
         decay_filter: ``f(name, parameter) -> bool``, the parameters ``weight_decay``
             applies to (the rest get none); ``None``: all of them. nanoGPT decays the
             matrices and embeddings only: ``lambda name, p: p.dim() >= 2``.
+        resume: a folder for resume files (``None``: the one :func:`course_utils.load_or_train`
+            sets, else none); an interrupted run continues from its last one
+            (:mod:`course_utils.resume`).
 
     Under ``torchrun`` it trains data-parallel (:mod:`course_utils.distributed`):
     every process draws the same global batch and keeps its shard of the rows
@@ -302,8 +337,7 @@ def train_lm(
         if len(data) < seq_len + 2:
             raise ValueError(f"the corpus has {len(data)} ids, fewer than seq_len + 2 = "
                              f"{seq_len + 2}")
-        if data.device != device:
-            raise ValueError(f"data is on {data.device} but the model is on {device}")
+        data = _corpus(data, model)
         if stateful:
             n_stream = len(data) // batch_size
             streams = data[: n_stream * batch_size].view(batch_size, n_stream)  # (B, N/B)
@@ -313,9 +347,7 @@ def train_lm(
         else:
             offsets_range = torch.arange(seq_len + 1, device=device)
     else:
-        rows_x, rows_y, rows_c = _rows(data, device)
-        if rows_x.device != device:
-            raise ValueError(f"data is on {rows_x.device} but the model is on {device}")
+        rows_x, rows_y, rows_c = _rows(data, model)
 
     params = model.parameters()
     if decay_filter is not None and not callable(decay_filter):
@@ -339,11 +371,26 @@ def train_lm(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     history = {"step": [], "train": [], "val_step": [], "val": []}
     running = torch.zeros((), device=device)
-    state, cond = None, None
+    state, cond, done, before = None, None, 0, 0.0
+    res = Resumer("train_lm", resume, {"model": model}, {"opt": opt}, {"sched": sched},
+                  generators=[generator], total=steps, settings=dict(
+                      data=data if corpus else None, rows=None if corpus else (
+                          [rows_x, rows_y, rows_c]), steps=steps, batch_size=batch_size,
+                      seq_len=seq_len, lr=lr, weight_decay=weight_decay, stateful=stateful,
+                      grad_clip=grad_clip, warmup=warmup, log_every=log_every,
+                      eval=eval_fn is not None, eval_every=eval_every,
+                      decayed=None if decay_filter is None else [
+                          bool(decay_filter(n, p)) for n, p in model.named_parameters()]))
+    saved = res.restore()
+    if saved is not None:
+        done, history = saved["done"], saved["history"]
+        state, before = saved["extra"]["state"], saved["extra"]["seconds"]
+        state = None if state is None else state.to(device)
     start = time.perf_counter()
     model.train()
     show = progress and distributed.is_main()
-    bar = tqdm(range(steps), desc=desc, leave=False, disable=not show, mininterval=2.0)
+    bar = tqdm(range(done, steps), initial=done, total=steps, desc=desc, leave=False,
+               disable=not show, mininterval=2.0)
     for step in bar:
         if corpus and stateful:
             w = step % n_windows
@@ -362,26 +409,32 @@ def train_lm(
             idx = torch.randint(0, len(rows_x), (batch_size,), device=device, generator=generator)
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None
-        n_global = len(x)
+        n_global, y_global = len(x), y
         x, y, cond = distributed.shard(x, y, cond)  # this process's rows (all without torchrun)
+        n_local = len(x)
+        if not corpus and distributed.is_distributed():  # padded rows: weigh by targets
+            n_local, n_global = distributed.count_targets(y), distributed.count_targets(y_global)
         with autocast(device):
             logits, state = net(x, state, cond)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
                                ignore_index=IGNORE_INDEX)
         opt.zero_grad(set_to_none=True)
-        distributed.scale_loss(loss, len(x), n_global).backward()
+        distributed.scale_loss(loss, n_local, n_global).backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         sched.step()
         if state is not None:
             state = state.detach()  # truncate backpropagation at the window boundary
-        running += loss.detach() * (len(x) / n_global)
-        if (step + 1) % log_every == 0 or step + 1 == steps:
+        running += loss.detach() * (n_local / n_global)
+        logged = (step + 1) % log_every == 0 or step + 1 == steps
+        if logged:
             n = (step % log_every) + 1
+            total = float(distributed.all_reduce_sum(running.clone())) / n  # the only sync
+            check_loss([total], f"in steps {step + 2 - n}-{step + 1} (of {steps})",
+                       history["train"][-1] if history["train"] else None)
             history["step"].append(step + 1)
-            total = distributed.all_reduce_sum(running.clone())
-            history["train"].append(float(total) / n)  # the only sync: once per interval
+            history["train"].append(total)
             running.zero_()
             bar.set_postfix(loss=f"{history['train'][-1]:.3f}")
         due = eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps)
@@ -389,9 +442,13 @@ def train_lm(
             history["val_step"].append(step + 1)
             history["val"].append(float(eval_fn()))
             model.train()
+        if logged:
+            res.save(step + 1, history, {"state": state,
+                                         "seconds": before + time.perf_counter() - start})
     bar.close()
     model.eval()
-    history["seconds"] = time.perf_counter() - start
+    history["seconds"] = before + time.perf_counter() - start
+    res.finish()
     return history
 
 
@@ -415,6 +472,7 @@ def evaluate_lm(model: nn.Module, data, batch_size: int = 256, chunk: int = 1024
         check_tensor(data, "data", shape=(None,), dtype=torch.long)
         if len(data) < 2:
             raise ValueError("the held-out corpus needs at least 2 ids")
+        data = _corpus(data, model)
         if getattr(model, "stateful", False):
             state = None
             for s in range(0, len(data) - 1, chunk):
@@ -442,7 +500,7 @@ def evaluate_lm(model: nn.Module, data, batch_size: int = 256, chunk: int = 1024
                 total += nll[idx + 1 >= first[:, None]].sum()
             count = len(data) - 1
         return float(total) / count
-    x, y, cond = _rows(data, device)
+    x, y, cond = _rows(data, model)
     for i in range(0, len(x), batch_size):
         c = cond[i : i + batch_size] if cond is not None else None
         with autocast(device):

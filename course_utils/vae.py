@@ -5,7 +5,7 @@ Lecture 04 (``notebooks/04_vae_theory.ipynb``) derives everything here; lecture 
 then uses this module. Contents:
 
 - :func:`gaussian_kl`         closed-form KL(N(mu, diag(exp(logvar))) || N(0, I)) (lecture 04)
-- :class:`VAE`, :class:`CVAE` the seed texts' 784-400-20 model and its conditional version
+- :class:`VAE`, :class:`CVAE` the 784-400-20 VAE of the PyTorch examples, and a conditional one
 - :func:`vae_loss`            reconstruction (Bernoulli cross-entropy) + beta * KL, per image
 - :func:`train_vae`           Adam over on-device batches, a progress bar, a loss history
 - :func:`evaluate_vae`        the test loss the pytorch/examples VAE prints
@@ -28,10 +28,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils import distributed
-from course_utils.checks import check_positive, check_tensor
+from course_utils.checks import check_ids, check_positive, check_tensor, check_values
 from course_utils.data import batches
 from course_utils.devices import autocast
-from course_utils.engine import make_optimizer, prepare_model
+from course_utils.engine import check_loss, make_optimizer, prepare_model
+from course_utils.resume import Resumer
 
 __all__ = [
     "CVAE",
@@ -77,7 +78,7 @@ def _flat(x: torch.Tensor, in_dim: int, name: str = "x") -> torch.Tensor:
 
 
 class VAE(nn.Module):
-    """The seed texts' VAE: 784 -> 400 -> (20 means, 20 log-variances) -> 400 -> 784.
+    """The VAE of the PyTorch examples: 784 -> 400 -> (20 means, 20 log-variances) -> 400 -> 784.
 
     ``decode`` ends in a sigmoid (pixel intensities); training uses the logits
     from ``decode_logits`` with ``binary_cross_entropy_with_logits``, which is
@@ -197,13 +198,34 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _data(model: VAE, x: torch.Tensor, y: torch.Tensor | None):
+    """Check the data once and move it to the model's device: x (N, in_dim), y (N,) or None.
+
+    x must hold finite values in [0, 1] (the Bernoulli loss scores pixel intensities);
+    a CVAE needs labels in 0..n_classes-1.
+    """
+    device = _device(model)
+    x = check_values(_flat(x, model.in_dim).to(device), "x", 0, 1, hint=(
+        "the Bernoulli loss scores pixel intensities in [0, 1]: rescale the images "
+        "(e.g. (x + 1) / 2 for images in [-1, 1], x / 255 for bytes)"))
+    if isinstance(model, CVAE):
+        if y is None:
+            raise ValueError("a CVAE needs labels y (N,) int64; got None")
+        check_tensor(y, "y", shape=(len(x),), dtype=torch.int64)
+        check_ids(y, "labels y", model.n_classes, "n_classes")
+    return x, (None if y is None else y.to(device))
+
+
 def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs: int = 10,
               batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
-              progress: bool = True, seed: int | None = 0, compile: bool | None = None) -> dict:
+              progress: bool = True, seed: int | None = 0, compile: bool | None = None,
+              resume=None) -> dict:
     """Train ``model`` with Adam on in-memory data, the way lecture 05 writes it out.
 
-    Data are moved to the model's device once and sliced there (:func:`course_utils.batches`);
-    losses are summed on the device and read once per epoch (no ``.item()`` per step).
+    The data are checked once (finite, in [0, 1], labels in range), moved to the model's
+    device once and sliced there (:func:`course_utils.batches`); losses are summed on the
+    device and read once per epoch (no ``.item()`` per step), when a NaN or infinite loss
+    stops the run (:class:`course_utils.engine.DivergenceError`).
     On CUDA the forward pass runs under bf16 autocast and Adam is fused
     (:mod:`course_utils.engine`). Under ``torchrun`` it trains data-parallel
     (:mod:`course_utils.distributed`): each process takes its shard of every batch.
@@ -214,6 +236,9 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
         progress: show a tqdm bar over epochs (``leave=False``).
         seed: seeds the shuffling generator (``None``: the global generator).
         compile: ``torch.compile`` the model (``None``: ``$COURSE_COMPILE``, off by default).
+        resume: a folder for resume files (``None``: the one :func:`course_utils.load_or_train`
+            sets, else none); an interrupted run continues from its last one
+            (:mod:`course_utils.resume`).
 
     Returns:
         history: ``{"loss", "rec", "kl": per-epoch means per image, "epoch_time": seconds}``.
@@ -223,15 +248,22 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
     check_positive(lr, "lr")
     check_positive(beta, "beta")
     device = _device(model)
-    x = _flat(x, model.in_dim).to(device)
-    tensors = (x,) if y is None else (x, y.to(device))
+    x, y = _data(model, x, y)
+    tensors = (x,) if y is None else (x, y)
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     opt = make_optimizer("adam", model.parameters(), lr=lr)
     net = prepare_model(model, compile)  # DDP under torchrun, compiled if asked; else model
     hist = {"loss": [], "rec": [], "kl": [], "epoch_time": []}
+    res = Resumer("train_vae", resume, {"model": model}, {"opt": opt}, generators=[gen],
+                  settings=dict(x=x, y=y, epochs=epochs, batch_size=batch_size, lr=lr,
+                                beta=beta, seed=seed), total=epochs, unit="epoch")
+    saved = res.restore()
+    start = 0 if saved is None else saved["done"]
+    hist = hist if saved is None else saved["history"]
     model.train()
     show = progress and distributed.is_main()
-    for _ in tqdm(range(epochs), desc="epochs", leave=False, disable=not show):
+    for epoch in tqdm(range(start, epochs), initial=start, total=epochs, desc="epochs",
+                      leave=False, disable=not show):
         t0 = time.perf_counter()
         sums = torch.zeros(3, device=device)
         for b in batches(*tensors, batch_size=batch_size, generator=gen):
@@ -246,10 +278,14 @@ def train_vae(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, epochs
             opt.step()
             sums += torch.stack([loss, rec, kl]).detach() * len(xb)
         sums = (distributed.all_reduce_sum(sums) / len(x)).tolist()  # one sync per epoch
+        check_loss(sums, f"in epoch {epoch + 1} of {epochs}",
+                   hist["loss"][-1] if hist["loss"] else None)
         for k, v in zip(("loss", "rec", "kl"), sums, strict=True):
             hist[k].append(v)
         hist["epoch_time"].append(time.perf_counter() - t0)
+        res.save(epoch + 1, hist)
     model.eval()
+    res.finish()
     return hist
 
 
@@ -283,10 +319,8 @@ def load_or_train_vae(path, x: torch.Tensor, y: torch.Tensor | None = None, seed
 def _eval_batches(model: VAE, x: torch.Tensor, y: torch.Tensor | None, batch_size: int):
     """Yield ``(xb, yb)`` in stored order on the model's device: xb (B, in_dim), yb (B,) or None."""
     check_positive(batch_size, "batch_size", integer=True)
-    device = _device(model)
-    tensors = (_flat(x, model.in_dim).to(device),)
-    if y is not None:
-        tensors += (y.to(device),)
+    x, y = _data(model, x, y)
+    tensors = (x,) if y is None else (x, y)
     for b in batches(*tensors, batch_size=batch_size, shuffle=False):
         yield b[0], (b[1] if len(b) > 1 else None)
 
