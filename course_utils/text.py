@@ -8,7 +8,8 @@ and 08 reuse it for their baselines and for sampling from neural models.
 - :func:`shakespeare_split`  the last 10% of the plays is the validation text (06, "Data")
 - :func:`names_split`        a fixed, seeded 10% of the names is the validation set
 - :func:`names_to_tensors`   names as padded (N, L) input/target rows for neural models (07)
-- :class:`NGramModel`        character n-grams, add-k or interpolated (Witten-Bell) smoothing (06)
+- :class:`NGramModel`        character n-grams: add-k, Witten-Bell or Kneser-Ney smoothing (06)
+- :func:`best_ngram`         sweep orders and smoothings, keep the best on validation text (06-08)
 - :func:`sample_next`        one draw from logits with temperature, top-k and top-p (06, 07)
 - :func:`results_table`      nats per character and perplexity, one row per model
 
@@ -33,6 +34,7 @@ __all__ = [
     "BOUNDARY",
     "CharVocab",
     "NGramModel",
+    "best_ngram",
     "names_split",
     "names_to_tensors",
     "results_table",
@@ -180,7 +182,7 @@ def names_to_tensors(
 class NGramModel:
     """A character n-gram model: P(x_t | the previous n-1 characters) from counts (06).
 
-    Two smoothings (Chen & Goodman 1998 compare many):
+    Three smoothings (Chen & Goodman 1998 compare many):
 
     - ``"add_k"``: ``(c(h x) + k) / (c(h) + k V)`` with the full context h;
       unseen contexts get the uniform distribution. Large n overfits badly.
@@ -188,6 +190,20 @@ class NGramModel:
       ``P_n(x|h) = (c(h x) + u(h) P_{n-1}(x|h')) / (c(h) + u(h))``, where u(h)
       is the number of distinct characters seen after h and h' drops h's first
       character; order 0 mixes with the uniform distribution. No knob to tune.
+    - ``"kneser_ney"`` (interpolated Kneser-Ney: Kneser & Ney 1995, in the
+      interpolated form of Chen & Goodman 1998): subtract a fixed discount d
+      from every seen count and give the freed mass to the order below,
+      ``P_n(x|h) = (max(c(h x) - d, 0) + d u(h) P_{n-1}(x|h')) / c(h)``. The
+      lower orders count *continuations* instead of occurrences:
+      ``c(h x)`` becomes N1+(. h x), the number of distinct characters seen
+      before ``h x`` (and ``c(h)``, ``u(h)`` their sum over x and the number of
+      x with N1+ > 0), so a string seen often but always after the same
+      character gets little lower-order mass. Only the longest context a
+      prediction uses counts occurrences; below order 1 is the uniform
+      distribution. A context with no counts passes the order below through.
+
+    Every smoothing keeps the counts of all orders 1..n, so :meth:`restricted`
+    turns one fitted model into any lower order and smoothing without recounting.
 
     Sequences: ``fit(["one long text"])`` for the plays; for names use
     ``pad=True``, which wraps each sequence as ``"." * (n-1) + name + "."`` so
@@ -198,24 +214,37 @@ class NGramModel:
     Args:
         n: the order (1 = unigram, 2 = bigram, ...).
         vocab: the characters; every fitted or scored character must be in it.
-        smoothing: ``"add_k"`` or ``"interpolated"``.
+        smoothing: ``"add_k"``, ``"interpolated"`` (Witten-Bell) or ``"kneser_ney"``.
         k: the pseudo-count of add-k smoothing (k > 0).
         pad: wrap sequences with the boundary mark (names).
+        discount: Kneser-Ney's absolute discount d, 0 < d < 1 (Chen & Goodman 1998
+            estimate d = n1 / (n1 + 2 n2) from the counts of counts; 0.75 is the usual default).
     """
 
+    SMOOTHINGS = ("add_k", "interpolated", "kneser_ney")
+
     def __init__(self, n: int, vocab: CharVocab, smoothing: str = "interpolated",
-                 k: float = 1.0, pad: bool = False):
+                 k: float = 1.0, pad: bool = False, discount: float = 0.75):
         check_positive(n, "n", integer=True)
-        check_choice(smoothing, "smoothing", ("add_k", "interpolated"))
+        check_choice(smoothing, "smoothing", self.SMOOTHINGS)
         check_positive(k, "k")
+        if isinstance(discount, bool) or not isinstance(discount, (int, float)) \
+                or not 0 < discount < 1:
+            raise ValueError(f"discount must be a number with 0 < discount < 1, got {discount!r}")
         if not isinstance(vocab, CharVocab):
             raise TypeError(f"vocab must be a CharVocab, got {type(vocab).__name__}")
         if pad and BOUNDARY not in vocab.stoi:
             raise ValueError(f"pad=True needs the boundary mark {BOUNDARY!r} in the vocabulary")
         self.n, self.vocab, self.smoothing, self.k, self.pad = n, vocab, smoothing, k, pad
+        self.discount = float(discount)
         self.ngrams: list[Counter] = []  # ngrams[j]: counts of (j+1)-character strings
         self.contexts: list[Counter] = []  # contexts[j]: c(h) for j-character contexts h
         self.followers: list[Counter] = []  # followers[j]: u(h), distinct next characters
+        # Kneser-Ney's continuation counts, for orders 1..n-1 (built by fit() only when
+        # smoothing="kneser_ney", or on first use by a restricted() copy):
+        # cont[j][g] = N1+(. g) for (j+1)-character strings g, cont_contexts[j][h] = sum over x
+        # of N1+(. h x), cont_followers[j][h] = number of x with N1+(. h x) > 0
+        self._cont: tuple[list[Counter], list[Counter], list[Counter]] | None = None
 
     def _wrap(self, seq: str) -> str:
         return BOUNDARY * (self.n - 1) + seq + BOUNDARY if self.pad else seq
@@ -239,20 +268,44 @@ class NGramModel:
             self.ngrams.append(grams)
             self.contexts.append(ctx)
             self.followers.append(fol)
+        self._cont = None
+        if self.smoothing == "kneser_ney":
+            self._continuation_counts()
         return self
 
-    def restricted(self, n: int, smoothing: str | None = None, k: float | None = None
-                   ) -> NGramModel:
+    def _continuation_counts(self) -> tuple[list[Counter], list[Counter], list[Counter]]:
+        """Kneser-Ney's N1+(. g) tables for orders 1..n-1, from the (j+1)-gram counts."""
+        if self._cont is None:
+            cont, cctx, cfol = [], [], []
+            for j in range(1, self.n):  # (j+1)-grams x g give the continuation count of g
+                c = Counter(g[1:] for g in self.ngrams[j])
+                ctx, fol = Counter(), Counter()
+                for g, k in c.items():
+                    ctx[g[:-1]] += k
+                    fol[g[:-1]] += 1
+                cont.append(c)
+                cctx.append(ctx)
+                cfol.append(fol)
+            self._cont = (cont, cctx, cfol)
+        return self._cont
+
+    def restricted(self, n: int, smoothing: str | None = None, k: float | None = None,
+                   discount: float | None = None) -> NGramModel:
         """The same counts used as an order-``n`` model (n <= self.n), optionally with
-        another smoothing or k: a sweep over n and smoothings counts only once."""
+        another smoothing, k or discount: a sweep over n and smoothings counts only once
+        (Kneser-Ney's continuation counts too: they are built once and shared)."""
         check_positive(n, "n", integer=True)
         if n > self.n or (self.pad and n != self.n):
             raise ValueError(f"can restrict an order-{self.n} model to n <= {self.n}"
                              + (" (padded models: refit instead)" if self.pad else "")
                              + f", got n={n}")
         m = NGramModel(n, self.vocab, smoothing or self.smoothing,
-                       self.k if k is None else k, self.pad)
+                       self.k if k is None else k, self.pad,
+                       self.discount if discount is None else discount)
         m.ngrams, m.contexts, m.followers = self.ngrams[:n], self.contexts[:n], self.followers[:n]
+        if m.smoothing == "kneser_ney" and self.ngrams:
+            # the order-(j+1) continuation table depends only on the (j+2)-grams: slice
+            m._cont = tuple(t[: n - 1] for t in self._continuation_counts())
         return m
 
     def _check_fitted(self):
@@ -267,6 +320,8 @@ class NGramModel:
         if self.smoothing == "add_k":
             j = len(h)
             return (self.ngrams[j][h + char] + self.k) / (self.contexts[j][h] + self.k * v)
+        if self.smoothing == "kneser_ney":
+            return self._prob_kneser_ney(char, h)
         p = 1.0 / v  # order "-1": uniform
         for j in range(len(h) + 1):  # contexts "", h[-1:], h[-2:], ..., h
             hj = h[len(h) - j:]
@@ -274,6 +329,21 @@ class NGramModel:
             if total:
                 u = self.followers[j][hj]
                 p = (self.ngrams[j][hj + char] + u * p) / (total + u)
+        return p
+
+    def _prob_kneser_ney(self, char: str, h: str) -> float:
+        """Interpolated Kneser-Ney, from the uniform distribution up to the context ``h``."""
+        cont, cctx, cfol = self._continuation_counts()
+        d = self.discount
+        p = 1.0 / len(self.vocab)  # order "-1": uniform
+        for j in range(len(h) + 1):  # contexts "", h[-1:], ..., h
+            hj = h[len(h) - j:]
+            if j == len(h):  # the longest context: occurrence counts
+                c, total, u = self.ngrams[j][hj + char], self.contexts[j][hj], self.followers[j][hj]
+            else:  # lower orders: continuation counts
+                c, total, u = cont[j][hj + char], cctx[j][hj], cfol[j][hj]
+            if total:
+                p = (max(c - d, 0.0) + d * u * p) / total
         return p
 
     def probs(self, context: str) -> torch.Tensor:
@@ -331,6 +401,73 @@ class NGramModel:
             out.append(c)
             context += c
         return "".join(out)
+
+
+def best_ngram(
+    train: Sequence[str],
+    val: Sequence[str],
+    vocab: CharVocab,
+    orders: Iterable[int] = range(1, 9),
+    smoothings: Sequence[str] = ("add_k", "interpolated", "kneser_ney"),
+    pad: bool = False,
+    *,
+    k: float = 1.0,
+    discount: float = 0.75,
+) -> tuple[NGramModel, dict[tuple[str, int], float]]:
+    """Sweep n-gram orders and smoothings; keep the one with the lowest loss on ``val`` (06).
+
+    The choice is made **on the validation data** ``val``: its score is then an
+    optimistic estimate of the chosen model on new text (slightly so: only
+    ``len(orders) * len(smoothings)`` candidates compete). Unpadded models are
+    counted once, at ``max(orders)``, and every candidate is a
+    :meth:`NGramModel.restricted` view of those counts; padded models (names)
+    are fitted once per order.
+
+    Args:
+        train: training sequences, a list of str (``[train_text]`` for the plays).
+        val: validation sequences, a list of str; scored in nats per character.
+        vocab: the characters.
+        orders: the orders n to try (positive ints).
+        smoothings: the smoothings to try (see :class:`NGramModel`).
+        pad: wrap sequences with the boundary mark (names).
+        k, discount: add-k's pseudo-count and Kneser-Ney's discount.
+
+    Returns:
+        ``(model, table)``: the best model (ties go to the first in the sweep, smoothings
+        in the given order, then lower n first) and ``{(smoothing, n): nats per character}``
+        for every candidate.
+    """
+    for name, seqs in (("train", train), ("val", val)):
+        if isinstance(seqs, str):
+            raise TypeError(f"{name} must be a list of str; wrap one text as [text]")
+    orders = sorted(set(orders))
+    if not orders:
+        raise ValueError("orders is empty: expected at least one order n >= 1")
+    for n in orders:
+        check_positive(n, "every order", integer=True)
+    smoothings = list(smoothings)
+    if not smoothings:
+        raise ValueError("smoothings is empty: expected at least one of "
+                         + ", ".join(map(repr, NGramModel.SMOOTHINGS)))
+    for sm in smoothings:
+        check_choice(sm, "smoothing", NGramModel.SMOOTHINGS)
+    make = {}
+    if pad:
+        for n in orders:
+            fitted = NGramModel(n, vocab, smoothings[0], k, True, discount).fit(train)
+            make[n] = fitted.restricted
+    else:
+        fitted = NGramModel(max(orders), vocab, smoothings[0], k, False, discount).fit(train)
+        make = dict.fromkeys(orders, fitted.restricted)
+    table: dict[tuple[str, int], float] = {}
+    best: NGramModel | None = None
+    for sm in smoothings:
+        for n in orders:
+            m = make[n](n, sm)
+            table[sm, n] = m.nats_per_char(val)
+            if best is None or table[sm, n] < table[best.smoothing, best.n]:
+                best = m
+    return best, table
 
 
 # ----------------------------------------------------------------------------- sampling

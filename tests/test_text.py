@@ -7,6 +7,7 @@ from course_utils.text import (
     BOUNDARY,
     CharVocab,
     NGramModel,
+    best_ngram,
     names_split,
     names_to_tensors,
     results_table,
@@ -75,15 +76,99 @@ def test_witten_bell_by_hand():
     assert m.prob(".", "b") == pytest.approx(p1["."])
 
 
-@pytest.mark.parametrize("smoothing", ["add_k", "interpolated"])
+def test_kneser_ney_by_hand():
+    d = 0.5
+    m = NGramModel(2, ABC, smoothing="kneser_ney", discount=d).fit(["aab"])
+    # the unigram level counts continuations: bigrams aa, ab, so N1+(.a) = N1+(.b) = 1,
+    # total 2, 2 distinct; P1(x) = (max(N1+(.x) - d, 0) + d * 2 * 1/3) / 2
+    p1 = {"a": (1 - d + 2 * d / 3) / 2, "b": (1 - d + 2 * d / 3) / 2, ".": (2 * d / 3) / 2}
+    assert p1 == pytest.approx({"a": 5 / 12, "b": 5 / 12, ".": 1 / 6})
+    # (raw counts a=2, b=1 would favour a; continuation counts make them equal)
+    # bigram after "a" (occurrence counts): aa=1, ab=1, c(a)=2, 2 distinct followers
+    assert m.prob("b", "a") == pytest.approx((1 - d + d * 2 * p1["b"]) / 2)  # 11/24
+    assert m.prob(".", "a") == pytest.approx((d * 2 * p1["."]) / 2)  # 1/12
+    # context "b" was never followed by anything: the unigram level passes through
+    assert m.prob(".", "b") == pytest.approx(p1["."])
+    # an order-1 Kneser-Ney model is absolute discounting of the raw counts
+    u = NGramModel(1, ABC, smoothing="kneser_ney", discount=d).fit(["aab"])
+    assert u.prob("a", "") == pytest.approx((2 - d + d * 2 / 3) / 3)
+
+
+@pytest.mark.parametrize("smoothing", ["add_k", "interpolated", "kneser_ney"])
 def test_ngram_probabilities_sum_to_one(smoothing):
     v = CharVocab.from_text("the cat sat on the mat")
     m = NGramModel(3, v, smoothing=smoothing, k=0.5).fit(["the cat sat on the mat"])
-    for ctx in ["", "t", "th", "zz"[:0] + "at", "mt"]:
+    for ctx in ["", "t", "th", "zz"[:0] + "at", "mt"]:  # "mt", "zz..": unseen contexts
         p = m.probs(ctx)
         assert p.shape == (len(v),) and float(p.sum()) == pytest.approx(1.0, abs=1e-12)
     total, count = m.nll(["the mat"])
     assert count == 7 and total > 0
+
+
+@pytest.mark.parametrize("discount", [0.1, 0.75, 0.99])
+def test_kneser_ney_sums_to_one_padded_and_restricted(discount):
+    names = ["ab", "ba", "aab", "abb", "bab"]
+    m = NGramModel(3, ABC, "kneser_ney", pad=True, discount=discount).fit(names)
+    for ctx in ["..", ".a", "ab", "bb", "aa", "b"]:
+        assert float(m.probs(ctx).sum()) == pytest.approx(1.0, abs=1e-12)
+    assert all(BOUNDARY not in s for s in m.sample(generator=torch.Generator().manual_seed(0)))
+    # restricted(): same numbers as a fresh fit, and the continuation counts are shared
+    text = "abba abab baab " * 3
+    v = CharVocab.from_text(text)
+    big = NGramModel(5, v, "interpolated").fit([text])
+    r3, r4 = big.restricted(3, "kneser_ney", discount=discount), big.restricted(4, "kneser_ney")
+    fresh = NGramModel(3, v, "kneser_ney", discount=discount).fit([text])
+    assert r3.nats_per_char(["abab ba"]) == pytest.approx(fresh.nats_per_char(["abab ba"]),
+                                                          abs=1e-12)
+    assert r3._cont[0][0] is r4._cont[0][0] and len(r3._cont[0]) == 2
+    assert r4.discount == 0.75 and float(r4.probs("ab ").sum()) == pytest.approx(1.0)
+
+
+def test_kneser_ney_bad_discount():
+    for d in [0, 1, 1.5, -0.1, True, "0.5"]:
+        with pytest.raises(ValueError, match="discount must be a number with 0 < discount < 1"):
+            NGramModel(2, ABC, "kneser_ney", discount=d)
+    m = NGramModel(3, ABC).fit(["abab"])
+    with pytest.raises(ValueError, match="discount must be"):
+        m.restricted(2, "kneser_ney", discount=1.0)
+
+
+def test_best_ngram_sweeps_and_picks_the_lowest_validation_loss():
+    text = "abcabcabcabd abcab cabcd " * 8
+    v = CharVocab.from_text(text)
+    model, table = best_ngram([text[:150]], [text[150:]], v, orders=range(1, 5))
+    assert set(table) == {(s, n) for s in ("add_k", "interpolated", "kneser_ney")
+                          for n in (1, 2, 3, 4)}
+    assert table[model.smoothing, model.n] == min(table.values())
+    assert model.nats_per_char([text[150:]]) == table[model.smoothing, model.n]
+    # the candidates are the same numbers as models fitted on their own
+    alone = NGramModel(2, v, "kneser_ney").fit([text[:150]]).nats_per_char([text[150:]])
+    assert table["kneser_ney", 2] == pytest.approx(alone, abs=1e-12)
+    assert table["add_k", 3] == NGramModel(3, v, "add_k").fit([text[:150]]).nats_per_char(
+        [text[150:]])
+    # padded (names): fitted per order
+    names = ["anna", "bob", "abba", "ada", "bab", "nan", "dan", "oda"]
+    m, t = best_ngram(names[:6], names[6:], CharVocab(".abdno"), orders=[1, 3],
+                      smoothings=["kneser_ney", "interpolated"], pad=True)
+    assert m.pad and m.n in (1, 3) and set(t) == {(s, n) for s in ("kneser_ney", "interpolated")
+                                                  for n in (1, 3)}
+    assert t["interpolated", 3] == pytest.approx(
+        NGramModel(3, CharVocab(".abdno"), pad=True).fit(names[:6]).nats_per_char(names[6:]))
+
+
+def test_best_ngram_bad_inputs():
+    with pytest.raises(TypeError, match="train must be a list of str"):
+        best_ngram("abab", ["ab"], ABC)
+    with pytest.raises(TypeError, match="val must be a list of str"):
+        best_ngram(["abab"], "ab", ABC)
+    with pytest.raises(ValueError, match="orders is empty"):
+        best_ngram(["abab"], ["ab"], ABC, orders=[])
+    with pytest.raises(ValueError, match="every order must be a positive int, got 0"):
+        best_ngram(["abab"], ["ab"], ABC, orders=[0, 1])
+    with pytest.raises(ValueError, match="unknown smoothing 'witten_bell'"):
+        best_ngram(["abab"], ["ab"], ABC, smoothings=["witten_bell"])
+    with pytest.raises(ValueError, match="smoothings is empty"):
+        best_ngram(["abab"], ["ab"], ABC, smoothings=[])
 
 
 def test_smoothing_and_order_effects():
