@@ -553,6 +553,12 @@ def train_gan(
     check_positive(log_every, "log_every", integer=True)
     check_choice(loss, "generator loss", G_LOSSES)
     device = _same_device(G, D)
+    # channels_last on CUDA, compiled if asked. One process only, refused under torchrun
+    # before any data check: data-parallel GAN training would need z drawn for the global
+    # batch and sharded, per-shard loss scaling in gan_step, and SyncBatchNorm for the
+    # DCGAN's batch statistics (appendix 11, exercise 3)
+    G_net = prepare_model(G, compile, data_parallel=False)
+    D_net = prepare_model(D, compile, data_parallel=False)
     images = check_values(images.to(device), "images", 0, 1, hint=(
         "train_gan takes images in [0, 1], as load_mnist gives them, and rescales them to "
         "the generator's [-1, 1]: divide bytes by 255, or use (x + 1) / 2"))
@@ -567,11 +573,6 @@ def train_gan(
         check_ids(labels, "labels", n_classes, "n_classes")  # checked once, here
     opt_g = make_optimizer("adam", G.parameters(), lr=lr, betas=betas)
     opt_d = make_optimizer("adam", D.parameters(), lr=lr, betas=betas)
-    # channels_last on CUDA, compiled if asked; one process only: data-parallel GAN training
-    # would need z drawn for the global batch and sharded, per-shard loss scaling in gan_step,
-    # and SyncBatchNorm for the DCGAN's batch statistics (appendix 11, exercise 3)
-    G_net = prepare_model(G, compile, data_parallel=False)
-    D_net = prepare_model(D, compile, data_parallel=False)
     channels_last = uses_channels_last(D)
     history = {"D": [], "G": [], "D(x)": [], "D(G(z))": [], "snapshots": []}
 

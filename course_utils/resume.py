@@ -130,7 +130,8 @@ def fingerprint(t: torch.Tensor | None) -> list | None:
         return None
     flat = t.detach().reshape(-1)
     n = len(flat)
-    idx = torch.linspace(0, max(n - 1, 0), min(n, 64)).long().to(flat.device)
+    k = min(n, 64)  # integer positions: a float linspace rounds past the end for large n
+    idx = (torch.arange(k) * max(n - 1, 0) // max(k - 1, 1)).to(flat.device)
     return [list(t.shape), str(t.dtype), flat[idx].cpu().tolist()]
 
 

@@ -120,3 +120,13 @@ def test_load_or_train_gan_trains_once_then_loads(tmp_path, one_thread):
     assert h2["D"] == h1["D"]
     with pytest.raises(ValueError, match="GAN model"):
         gan.load_or_train_gan("vae", tmp_path / "x.pt", images)
+
+
+def test_train_gan_refuses_torchrun_before_checking_the_data(monkeypatch):
+    # Appendix 11 shows this refusal with a handful of images: it must come first.
+    from course_utils import distributed
+
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    G, D = gan.make_image_gan("mlp")
+    with pytest.raises(RuntimeError, match="does not support torchrun"):
+        gan.train_gan(G, D, torch.rand(8, 1, 28, 28), epochs=1, batch_size=128, progress=False)

@@ -258,3 +258,15 @@ def test_interrupted_classifier_resumes_bit_for_bit(tmp_path, monkeypatch, every
     m, hist = run(tmp_path)
     assert "resuming from epoch 1 of 3" in capsys.readouterr().out
     assert same_weights(m, ref) and hist == ref_hist and len(hist["loss"]) == 3
+
+
+def test_fingerprint_of_a_large_tensor_stays_in_bounds():
+    # A float linspace over 47,040,000 positions (the MNIST training images) rounded its last
+    # index past the end; the positions are integers now.
+    from course_utils.resume import fingerprint
+
+    big = torch.arange(47_040_000, dtype=torch.int32)
+    shape, dtype, values = fingerprint(big)
+    assert shape == [47_040_000] and dtype == "torch.int32"
+    assert len(values) == 64 and values[0] == 0 and values[-1] == 47_039_999
+    assert fingerprint(torch.tensor([5.0])) == [[1], "torch.float32", [5.0]]
