@@ -127,13 +127,3 @@ def check_min_rows(n: int, name: str, need: int, why: str) -> None:
     """Check that a data set of ``n`` rows has at least ``need`` (``why`` says what for)."""
     if n < need:
         raise ValueError(f"{name} has {n} example(s), fewer than {need} ({why})")
-
-
-def to_device(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    """``t`` moved to ``device`` (the model's), once per call: the course's one device rule.
-
-    Every training and evaluation function moves its data to the model's device
-    at the start (a no-op when it is already there), then slices batches there.
-    ``None`` stays ``None``.
-    """
-    return None if t is None else t.to(device)
