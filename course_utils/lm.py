@@ -409,11 +409,10 @@ def train_lm(
             idx = torch.randint(0, len(rows_x), (batch_size,), device=device, generator=generator)
             x, y = rows_x[idx], rows_y[idx]
             cond = rows_c[idx] if rows_c is not None else None
-        n_global, y_global = len(x), y
+        y_global = y
         x, y, cond = distributed.shard(x, y, cond)  # this process's rows (all without torchrun)
-        n_local = len(x)
-        if not corpus and distributed.is_distributed():  # padded rows: weigh by targets
-            n_local, n_global = distributed.count_targets(y), distributed.count_targets(y_global)
+        # weigh each shard by its targets (padding skipped), which the mean loss runs over
+        n_local, n_global = distributed.count_targets(y), distributed.count_targets(y_global)
         with autocast(device):
             logits, state = net(x, state, cond)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
