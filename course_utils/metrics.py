@@ -8,7 +8,9 @@ memorization and bias. Sections of this module:
   :func:`perplexity`;
 - sample-quality scores over classifier outputs: :func:`classifier_outputs`,
   :func:`inception_score`, :func:`feature_statistics`, :func:`frechet_distance`, :func:`fid`;
-- :func:`precision_recall` (k-nearest-neighbour manifolds, Kynkaanniemi et al. 2019);
+- :func:`kid` (kernel inception distance, an unbiased squared MMD, Binkowski et al. 2018);
+- :func:`precision_recall` (k-nearest-neighbour manifolds, Kynkaanniemi et al. 2019) and
+  :func:`density_coverage` (the same balls counted differently, Naeem et al. 2020);
 - :func:`nearest_neighbour_distances` (memorization) and :func:`class_kl` (mode coverage).
 
 IS and FID here use the course's MNIST classifier (:mod:`course_utils.classifier`),
@@ -32,10 +34,12 @@ from course_utils.checks import check_positive, check_tensor
 __all__ = [
     "class_kl",
     "classifier_outputs",
+    "density_coverage",
     "feature_statistics",
     "fid",
     "frechet_distance",
     "inception_score",
+    "kid",
     "kl_discrete",
     "kl_gaussian",
     "mse",
@@ -274,6 +278,49 @@ def fid(features1, features2) -> float:
     return frechet_distance(*feature_statistics(a), *feature_statistics(b))
 
 
+# ------------------------------------------------------------------------------ KID
+def _polynomial_mmd2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Unbiased squared MMD of rows of a (m, D) and b (m, D), kernel (a.b / D + 1)^3."""
+    d, m = a.shape[1], len(a)
+    kaa, kbb, kab = ((u @ v.T / d + 1) ** 3 for u, v in ((a, a), (b, b), (a, b)))
+    # the unbiased estimator leaves out k(x_i, x_i): the diagonals of kaa and kbb
+    within = (kaa.sum() - kaa.diagonal().sum() + kbb.sum() - kbb.diagonal().sum()) / (m * (m - 1))
+    return within - 2 * kab.mean()
+
+
+def kid(real, fake, subset_size: int = 1000, n_subsets: int = 50,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel inception distance (Binkowski et al. 2018) of feature sets (N, D) and (M, D).
+
+    The squared maximum mean discrepancy between the two feature distributions with the
+    cubic polynomial kernel k(a, b) = (a.b / D + 1)^3, estimated without bias on
+    ``n_subsets`` random pairs of subsets of ``subset_size`` rows each (fewer when a set
+    is smaller), drawn with a ``torch.Generator`` seeded by ``seed``. Unlike FID its
+    expectation does not depend on the number of samples, and it is 0 in expectation for
+    two samples of the same distribution (so a single estimate can be slightly negative).
+
+    Returns:
+        (mean, standard deviation) of the subset estimates. The standard deviation is that
+        of one subset's estimate; the subsets overlap, so it is not the mean's standard error.
+    """
+    r, f = _as_2d_float(real, "real"), _as_2d_float(fake, "fake")
+    _same_width(r, f, "real", "fake")
+    check_positive(subset_size, "subset_size", integer=True)
+    check_positive(n_subsets, "n_subsets", integer=True)
+    m = min(subset_size, len(r), len(f))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 rows in each set; got {len(r)} and {len(f)}")
+    r, f = torch.from_numpy(r), torch.from_numpy(f)
+    g = torch.Generator().manual_seed(seed)
+    values = torch.stack([
+        _polynomial_mmd2(r[torch.randperm(len(r), generator=g)[:m]],
+                         f[torch.randperm(len(f), generator=g)[:m]])
+        for _ in range(n_subsets)
+    ])
+    std = values.std().item() if n_subsets > 1 else 0.0
+    return values.mean().item(), std
+
+
 # ------------------------------------------------------------- precision and recall
 def _pairwise(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """Euclidean distances (Na, Nb) between rows of a (Na, D) and b (Nb, D), in chunks."""
@@ -313,6 +360,35 @@ def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
     precision = _coverage(f, r, _knn_radii(r, k))
     recall = _coverage(r, f, _knn_radii(f, k))
     return precision, recall
+
+
+def density_coverage(real, fake, k: int = 5) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020) of feature sets real (N, D) and fake (M, D).
+
+    The balls are those of :func:`precision_recall`'s real manifold: B(x_i, r_i), with r_i
+    the distance of real point x_i to its k-th nearest real neighbour. Then
+
+    - density = (1 / (k M)) sum_j #{i : fake_j in B(x_i, r_i)}: how many real balls hold a
+      sample, on average, divided by k. About 1 when fake and real come from the same
+      distribution; above 1 for samples crowded where the data are dense. A few real
+      outliers with huge balls cannot raise it much, where they can raise precision;
+    - coverage = (1 / N) #{i : some fake_j in B(x_i, r_i)}: the share of real balls that
+      hold at least one sample. It uses only the real manifold, so fake outliers do not
+      inflate it as they inflate recall. For equal-size samples of one distribution it
+      approaches 1 - 2^-k (0.969 for k = 5, the paper's choice).
+    """
+    r, f = _as_2d_float(real, "real"), _as_2d_float(fake, "fake")
+    _same_width(r, f, "real", "fake")
+    check_positive(k, "k", integer=True)
+    r, f = torch.from_numpy(r).float(), torch.from_numpy(f).float()
+    radii = _knn_radii(r, k)
+    balls_per_fake = torch.zeros(len(f), dtype=torch.float64)
+    covered = torch.zeros(len(r), dtype=torch.bool)
+    for i in range(0, len(f), 2048):
+        inside = torch.cdist(f[i : i + 2048], r) <= radii  # (chunk, N)
+        balls_per_fake[i : i + 2048] = inside.sum(1).double()
+        covered |= inside.any(0)
+    return balls_per_fake.mean().item() / k, covered.double().mean().item()
 
 
 # ------------------------------------------------------ memorization, mode coverage

@@ -12,6 +12,8 @@ and 08 reuse it for their baselines and for sampling from neural models.
 - :func:`best_ngram`         sweep orders and smoothings, keep the best on validation text (06-08)
 - :func:`sample_next`        one draw from logits with temperature, top-k and top-p (06, 07)
 - :func:`results_table`      nats per character and perplexity, one row per model
+- :func:`distinct_n`, :func:`ngram_novelty`, :func:`copy_share`  diversity and copying of
+  samples (lecture 09)
 
 Every model in the course is scored in **nats per character**: the mean of
 ``-log p(x_t | x_<t)`` over the validation characters (for names, over every
@@ -35,6 +37,9 @@ __all__ = [
     "CharVocab",
     "NGramModel",
     "best_ngram",
+    "copy_share",
+    "distinct_n",
+    "ngram_novelty",
     "names_split",
     "names_to_tensors",
     "results_table",
@@ -538,3 +543,57 @@ def results_table(results: Mapping[str, Mapping[str, float]], digits: int = 3) -
                          else f" | {'-':>16} | {'-':>7}")
         lines.append(f"{name:<{width}}" + "".join(cells))
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- sample metrics
+def _strings(samples, name: str) -> list[str]:
+    if isinstance(samples, str):
+        raise TypeError(f"{name} must be a sequence of strings, got one string; wrap it: [text]")
+    samples = list(samples)
+    if not samples:
+        raise ValueError(f"{name} is empty")
+    bad = [s for s in samples if not isinstance(s, str)]
+    if bad:
+        raise TypeError(f"{name} must hold strings; got {type(bad[0]).__name__} {bad[0]!r}")
+    return samples
+
+
+def _ngram_list(samples: Sequence[str], n: int) -> list[str]:
+    """Every character n-gram inside each string (none crosses from one string to the next)."""
+    return [s[i : i + n] for s in samples for i in range(len(s) - n + 1)]
+
+
+def distinct_n(samples: Sequence[str], n: int) -> float:
+    """Distinct-n (Li et al. 2016): distinct character n-grams / all n-grams of the samples.
+
+    1 when no n-gram repeats, small for repetitive samples. It grows less than linearly
+    with the amount of text, so compare sets of the same size (same number of samples).
+    """
+    samples = _strings(samples, "samples")
+    check_positive(n, "n", integer=True)
+    grams = _ngram_list(samples, n)
+    if not grams:
+        raise ValueError(f"no sample has {n} or more characters: distinct-{n} is undefined")
+    return len(set(grams)) / len(grams)
+
+
+def ngram_novelty(samples: Sequence[str], training: Sequence[str], n: int) -> float:
+    """Share of the samples' character n-grams (with repeats) that never occur in ``training``.
+
+    0 for a model that only recombines n-grams it has seen; held-out real text gives the
+    level to expect from a model that generalises (it is not 0: new text has new n-grams).
+    """
+    samples, training = _strings(samples, "samples"), _strings(training, "training")
+    check_positive(n, "n", integer=True)
+    grams = _ngram_list(samples, n)
+    if not grams:
+        raise ValueError(f"no sample has {n} or more characters: n-gram novelty is undefined")
+    seen = set(_ngram_list(training, n))
+    return sum(g not in seen for g in grams) / len(grams)
+
+
+def copy_share(samples: Sequence[str], training: Sequence[str]) -> float:
+    """Share of samples that are exact copies of a training string (e.g. a training name)."""
+    samples, training = _strings(samples, "samples"), _strings(training, "training")
+    seen = set(training)
+    return sum(s in seen for s in samples) / len(samples)

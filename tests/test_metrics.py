@@ -166,3 +166,95 @@ def test_bad_inputs_give_clear_errors():
         M.nearest_neighbour_distances(torch.rand(3, 5), torch.rand(4, 6))
     with pytest.raises(ValueError, match="shape"):
         M.mse(torch.rand(3, 4), torch.rand(3, 5))
+
+
+def kid_reference(a, b):
+    # the unbiased MMD^2 written as the definition's three sums, with explicit loops
+    m, d = len(a), a.shape[1]
+
+    def k(u, v):
+        return (u @ v / d + 1.0) ** 3
+
+    aa = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    bb = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    ab = sum(k(a[i], b[j]) for i in range(m) for j in range(m)) / m**2
+    return aa + bb - 2 * ab
+
+
+def test_kid_matches_the_definition_on_whole_sets():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(25, 4)), rng.normal(0.3, 1.2, size=(25, 4))
+    # subsets as large as the sets are permutations of them: the estimate is the full one
+    mean, std = M.kid(a, b, subset_size=25, n_subsets=3)
+    assert mean == pytest.approx(kid_reference(a, b), rel=1e-9)
+    assert std == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kid_is_unbiased_where_the_plug_in_estimate_is_not():
+    # 400 independent pairs of 10-point samples of the same Gaussian: the mean KID is 0
+    # within 4 standard errors, while the biased estimate (diagonals kept) is clearly > 0
+    rng = np.random.default_rng(7)
+    unbiased, biased = [], []
+    for _ in range(400):
+        a, b = rng.normal(size=(10, 3)), rng.normal(size=(10, 3))
+        unbiased.append(M.kid(a, b, subset_size=10, n_subsets=1)[0])
+        kaa, kbb, kab = ((u @ v.T / 3 + 1) ** 3 for u, v in ((a, a), (b, b), (a, b)))
+        biased.append(kaa.mean() + kbb.mean() - 2 * kab.mean())
+    unbiased, biased = np.array(unbiased), np.array(biased)
+    assert abs(unbiased.mean()) < 4 * unbiased.std() / np.sqrt(len(unbiased))
+    assert biased.mean() > 10 * biased.std() / np.sqrt(len(biased))
+
+
+def test_kid_grows_with_the_shift_and_is_seeded():
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(600, 8))
+    values = [M.kid(real, rng.normal(size=(600, 8)) + s, subset_size=200)[0]
+              for s in (0.0, 0.5, 1.0)]
+    assert values[0] < values[1] < values[2] and values[1] > 0
+    fake = rng.normal(size=(600, 8))
+    assert M.kid(real, fake, seed=3) == M.kid(real, fake, seed=3)
+    assert M.kid(real, fake, seed=3) != M.kid(real, fake, seed=4)
+
+
+def test_density_and_coverage_of_same_far_and_collapsed_samples():
+    rng = np.random.default_rng(9)
+    real, fake = rng.normal(size=(2000, 2)), rng.normal(size=(2000, 2))
+    density, coverage = M.density_coverage(real, fake, k=5)
+    assert density == pytest.approx(1.0, abs=0.1)  # E[density] = 1 for the same distribution
+    assert coverage == pytest.approx(1 - 2**-5, abs=0.03)  # -> 1 - 2^-k
+    assert M.density_coverage(real, fake + 100.0, k=5) == (0.0, 0.0)
+    # one realistic sample repeated: dense, but it covers only the balls around one point
+    density, coverage = M.density_coverage(real, np.repeat(real[:1], 500, axis=0), k=5)
+    assert density > 0.5 and coverage < 0.05
+
+
+def test_density_resists_real_outliers_that_inflate_precision():
+    # 0.5% of the real points are far outliers whose k-NN balls are huge; samples spread
+    # uniformly over that region land in those balls: precision counts each of them once,
+    # density counts the few balls that hold it (against about k for a realistic sample)
+    rng = np.random.default_rng(10)
+    inliers = rng.normal(size=(995, 2))
+    outliers = rng.uniform(-30, 30, size=(5, 2))
+    real = np.concatenate([inliers, outliers])
+    noise = rng.uniform(-30, 30, size=(1000, 2))
+    precision, _ = M.precision_recall(real, noise, k=5)
+    density, _ = M.density_coverage(real, noise, k=5)
+    assert precision > 0.6 and density < 0.4 * precision
+    assert M.density_coverage(real, rng.normal(size=(1000, 2)), k=5)[0] > 0.9  # inliers: ~1
+
+
+def test_kid_and_density_coverage_errors():
+    a, b = np.zeros((20, 4)), np.zeros((20, 3))
+    with pytest.raises(ValueError, match="same feature width; got 4 and 3"):
+        M.kid(a, b)
+    with pytest.raises(ValueError, match="same feature width"):
+        M.density_coverage(a, b)
+    with pytest.raises(ValueError, match="subset_size must be a positive int"):
+        M.kid(a, a, subset_size=0)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        M.kid(a[:1], a)
+    with pytest.raises(ValueError, match=r"k \(20\) must be smaller"):
+        M.density_coverage(a, a, k=20)
+    nan = np.full((20, 4), np.nan)
+    with pytest.raises(ValueError, match="NaN"):
+        M.kid(a, nan)

@@ -8,8 +8,11 @@ from course_utils.text import (
     CharVocab,
     NGramModel,
     best_ngram,
+    copy_share,
+    distinct_n,
     names_split,
     names_to_tensors,
+    ngram_novelty,
     results_table,
     sample_next,
     shakespeare_split,
@@ -260,3 +263,29 @@ def test_results_table():
     assert "80.00" in table and "27.00" in table and table.splitlines()[-1].endswith("-")
     with pytest.raises(ValueError, match="empty"):
         results_table({})
+
+
+def test_sample_metrics_by_hand():
+    samples = ["abab", "abc"]  # bigrams: ab ba ab | ab bc -> 5 in all, 3 distinct
+    assert distinct_n(samples, 2) == pytest.approx(3 / 5)
+    assert distinct_n(samples, 1) == pytest.approx(3 / 7)
+    assert distinct_n(["aaaa"], 2) == pytest.approx(1 / 3)
+    # training bigrams ab, bx: of the samples' five bigrams, ba and bc are new
+    assert ngram_novelty(samples, ["abx"], 2) == pytest.approx(2 / 5)
+    assert ngram_novelty(samples, samples, 3) == 0.0
+    assert copy_share(["anna", "bob", "anna", "zed"], ["anna", "carl"]) == pytest.approx(0.5)
+    # n-grams never cross from one string to the next: "ab" + "ba" has no "bb"
+    assert ngram_novelty(["bb"], ["ab", "ba"], 2) == 1.0
+
+
+def test_sample_metrics_bad_inputs():
+    with pytest.raises(TypeError, match="got one string"):
+        distinct_n("abc", 2)
+    with pytest.raises(ValueError, match="samples is empty"):
+        copy_share([], ["a"])
+    with pytest.raises(ValueError, match="no sample has 5 or more characters"):
+        distinct_n(["ab", "abc"], 5)
+    with pytest.raises(TypeError, match="must hold strings"):
+        ngram_novelty(["ab", 3], ["ab"], 2)
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        ngram_novelty(["ab"], ["ab"], 0)
