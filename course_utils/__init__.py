@@ -19,6 +19,8 @@ they share.  One concept per module:
 - :mod:`course_utils.metrics`    MSE, KL, perplexity, IS, FID, precision/recall... (09, 10)
 - :mod:`course_utils.unet`       the small U-Net of the diffusion and flow models (lecture 12)
 - :mod:`course_utils.diffusion`  noise schedules, losses, DDPM/DDIM/flow samplers, guidance (12)
+- :mod:`course_utils.finetune`   freezing, LoRA and parameter counts for fine-tuning (13)
+- :mod:`course_utils.pixel`      a PixelCNN for binarised MNIST: exact likelihood, sampling (13)
 - :mod:`course_utils.engine`     the training loops' switches: fused Adam, channels_last, compile
 - :mod:`course_utils.distributed` data-parallel training under ``torchrun`` (appendix 11)
 - :mod:`course_utils.train_ddp`  a small run for one process or torchrun (tests, appendix 11)
